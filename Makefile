@@ -1,0 +1,47 @@
+# Two commands do all the set-up: `make demo` and `make test`. Each creates .venv when missing and installs
+# with pip; torch is pinned by constraints.txt (the CPU wheel). A stamp file makes a second install a no-op
+# until pyproject.toml or constraints.txt change.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+PIP_FLAGS := --disable-pip-version-check --progress-bar off -c constraints.txt
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
+
+.PHONY: demo test lint typecheck pytest install install-dev wheel-check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUNTIME_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install $(PIP_FLAGS) -q -e .
+	touch $@
+
+$(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install $(PIP_FLAGS) -q -e '.[dev]'
+	touch $(RUNTIME_STAMP) $@
+
+install: $(RUNTIME_STAMP)
+install-dev: $(DEV_STAMP)
+
+demo: $(RUNTIME_STAMP)
+	$(BIN)/spladebridge demo
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEV_STAMP)
+	$(BIN)/mypy
+
+pytest: $(DEV_STAMP)
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+wheel-check: $(DEV_STAMP)
+	$(BIN)/python -m pytest tests/unit/test_packaging.py
+
+clean:
+	rm -rf build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,277 @@
+"""The connector interface: the one small contract every engine implements.
+
+Connectors know engines, not models: they take `SparseVector`s and dense arrays that the encoder made, write
+them in the engine's native format, and return `Hit`s. Hybrid fusion lives in `spladebridge.hybrid`; a
+connector only offers the engine's own server-side fusion, described engine-neutrally by `ServerFusion`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Literal, Self, TypeAlias
+
+import numpy as np
+from numpy.typing import NDArray
+
+from spladebridge.connectors.filters import FilterLike
+from spladebridge.encoder.sparse_vector import SparseVector
+
+__all__ = [
+    "Capabilities",
+    "Connector",
+    "ConnectorError",
+    "DocId",
+    "Document",
+    "Hit",
+    "HybridRequest",
+    "IndexSpec",
+    "ItemOutcome",
+    "ServerFusion",
+    "Signal",
+    "UnsupportedOperation",
+    "WriteReport",
+]
+
+DocId: TypeAlias = str | int
+Signal: TypeAlias = Literal["sparse", "dense", "bm25"]
+SIGNALS: tuple[Signal, ...] = ("sparse", "dense", "bm25")
+
+
+class ConnectorError(RuntimeError):
+    """An engine call failed in a way the caller should see (bad config, engine unreachable, locked path)."""
+
+
+class UnsupportedOperation(ConnectorError):
+    """The engine (or this version of it) cannot do what was asked; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexSpec:
+    """What an index holds: the sparse field, an optional dense field, the stored text fields.
+
+    `sparse_idf` asks the engine to weight sparse matches by IDF where it can (Qdrant's IDF modifier);
+    `lexical` asks for a BM25 signal over `text_fields` where the engine has one.
+    """
+
+    name: str = "spladebridge"
+    sparse_field: str = "splade"
+    dense_field: str | None = "dense"
+    dense_dim: int | None = None
+    text_fields: tuple[str, ...] = ("title", "text")
+    sparse_idf: bool = False
+    lexical: bool = True
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise ValueError(f"index name must be a non-empty string, got {self.name!r}")
+        if not self.sparse_field:
+            raise ValueError("sparse_field must be a non-empty string")
+        if self.dense_field is not None and (self.dense_dim is None or self.dense_dim <= 0):
+            raise ValueError(
+                f"dense field {self.dense_field!r} needs a positive dense_dim (got {self.dense_dim!r}); "
+                "pass dense_field=None for a sparse-only index"
+            )
+        if not self.text_fields:
+            raise ValueError("text_fields must name at least one field")
+
+
+@dataclass(slots=True)
+class Document:
+    """One document to write or read back: id, text fields, metadata, and its vectors.
+
+    `fields` holds the text that was encoded (and is searched lexically); `metadata` holds everything else
+    (filterable, returned with hits). Ids are strings or non-negative integers and round-trip exactly.
+    """
+
+    id: DocId
+    fields: dict[str, str] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    sparse: SparseVector | None = None
+    dense: NDArray[np.float32] | None = None
+
+    def text(self, text_fields: Sequence[str] | None = None, sep: str = "\n") -> str:
+        """The encoded text: the named fields (all, by default), non-empty ones joined by `sep`."""
+        names = list(text_fields) if text_fields is not None else list(self.fields)
+        return sep.join(self.fields[n] for n in names if self.fields.get(n))
+
+
+@dataclass(slots=True)
+class Hit:
+    """One search result. `rank` is 1-based; `fields` has the stored text fields and metadata."""
+
+    id: DocId
+    score: float
+    rank: int
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemOutcome:
+    """What happened to one item of a write: ok or failed, why, whether retrying could help, attempts."""
+
+    id: DocId
+    ok: bool
+    status: str
+    error: str | None = None
+    retryable: bool = False
+    attempts: int = 1
+
+
+@dataclass(slots=True)
+class WriteReport:
+    """Per-item outcomes of a write, in input order, with counts."""
+
+    outcomes: list[ItemOutcome] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        return sum(1 for o in self.outcomes if o.ok)
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for o in self.outcomes if not o.ok)
+
+    @property
+    def ok(self) -> bool:
+        """True when every item succeeded."""
+        return all(o.ok for o in self.outcomes)
+
+    def failures(self) -> list[ItemOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    def extend(self, other: WriteReport) -> None:
+        self.outcomes.extend(other.outcomes)
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerFusion:
+    """Engine-neutral description of a server-side fusion, in the hybrid module's conventions.
+
+    `method="rrf"`: score = sum_i w_i / (rank_constant + rank_i), rank_i 1-based, absent contributes 0.
+    `method="dbsf"`: Qdrant's distribution-based score fusion (mean +/- 3 sigma), weighted sum.
+    `method="linear"`: sum_i w_i * normalize(score_i) with `normalizer` ("none", "minmax", "l2", "zscore").
+    `weights` line up with the signals of the request in `SIGNALS` order; None means all 1.
+    """
+
+    method: Literal["rrf", "dbsf", "linear"] = "rrf"
+    rank_constant: int = 60
+    weights: tuple[float, ...] | None = None
+    normalizer: str = "minmax"
+    missing: Literal["zero", "exclude"] = "zero"
+
+
+@dataclass(frozen=True, slots=True)
+class HybridRequest:
+    """One server-side hybrid query: the per-signal inputs, how deep each goes, and the fusion."""
+
+    k: int
+    candidates: int
+    fusion: ServerFusion
+    sparse: SparseVector | None = None
+    dense: NDArray[np.float32] | None = None
+    text: str | None = None
+    filter: FilterLike = None
+
+    def signals(self) -> tuple[Signal, ...]:
+        """The signals this request carries, in `SIGNALS` order (the order `fusion.weights` follows)."""
+        present = {"sparse": self.sparse is not None, "dense": self.dense is not None, "bm25": self.text is not None}
+        return tuple(s for s in SIGNALS if present[s])
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a connected engine can do, as found out from the engine itself."""
+
+    engine: str
+    version: str | None = None
+    sparse: bool = True
+    dense: bool = True
+    lexical: bool = False
+    sparse_field_types: tuple[str, ...] = ()
+    server_fusion: frozenset[str] = frozenset()
+    weighted_fusion: bool = False
+    max_query_terms: int | None = None
+    notes: tuple[str, ...] = ()
+
+    def supports_server_fusion(self, fusion: ServerFusion) -> bool:
+        """True when the engine fuses server-side with exactly these semantics."""
+        if fusion.method not in self.server_fusion:
+            return False
+        weighted = fusion.weights is not None and any(w != 1.0 for w in fusion.weights)
+        return not weighted or self.weighted_fusion
+
+
+class Connector(ABC):
+    """One engine, one index. Use as a context manager or call `close()`."""
+
+    #: The spec given to `ensure_index`, or read back from the engine when the index already existed.
+    spec: IndexSpec | None = None
+
+    @abstractmethod
+    def ensure_index(self, spec: IndexSpec) -> None:
+        """Create the index for `spec`, or check that the existing one is compatible with it."""
+
+    @abstractmethod
+    def upsert(self, documents: Iterable[Document]) -> WriteReport:
+        """Insert or replace documents by id, in batches; the report has one outcome per document."""
+
+    @abstractmethod
+    def delete(self, ids: Iterable[DocId]) -> WriteReport:
+        """Delete documents by id; deleting an absent id is a success."""
+
+    @abstractmethod
+    def get(self, ids: Sequence[DocId]) -> list[Document | None]:
+        """Read documents back by id, in the order asked; None where an id is absent."""
+
+    @abstractmethod
+    def scan(self, batch_size: int = 500) -> Iterator[Document]:
+        """Every stored document with its fields and vectors (used by migration and re-encoding)."""
+
+    @abstractmethod
+    def count(self) -> int:
+        """Number of documents in the index."""
+
+    @abstractmethod
+    def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
+        """Top-k documents by sparse dot product."""
+
+    @abstractmethod
+    def search_dense(self, vector: NDArray[np.float32], k: int, filter: FilterLike = None) -> list[Hit]:
+        """Top-k documents by dense similarity."""
+
+    def search_text(self, text: str, k: int, filter: FilterLike = None) -> list[Hit]:
+        """Top-k documents by the engine's own lexical scorer (BM25)."""
+        raise UnsupportedOperation(f"{type(self).__name__} has no lexical scorer")
+
+    def search_hybrid(self, request: HybridRequest) -> list[Hit]:
+        """Top-k documents fused server-side; check `capabilities().supports_server_fusion` first."""
+        raise UnsupportedOperation(f"{type(self).__name__} does not fuse server-side")
+
+    @abstractmethod
+    def capabilities(self) -> Capabilities:
+        """What this engine can do."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook, a no-op where writes are immediately durable
+        """Make written documents durable and searchable."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the engine connection or files. Safe to call twice."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
