@@ -46,6 +46,12 @@ def test_wheel_maps_the_three_folders_under_spladebridge(wheel_names: list[str])
     assert not top_level & {"encoder", "connectors", "hybrid", "tests", "benchmarks"}, top_level
 
 
+def test_wheel_has_every_subpackage_of_the_source_tree(wheel_names: list[str]) -> None:
+    for init in sorted((ROOT / "spladebridge").rglob("__init__.py")):
+        relative = init.relative_to(ROOT).as_posix()
+        assert relative in wheel_names, f"{relative} (a subpackage) is missing from the wheel"
+
+
 def test_wheel_declares_the_console_script_and_extras(wheel_names: list[str]) -> None:
     assert any(n.endswith("entry_points.txt") for n in wheel_names)
     assert any(n.endswith("METADATA") for n in wheel_names)
