@@ -57,6 +57,8 @@ def decode_token(name: str) -> str:
     """The token that `encode_token` turned into `name`; raises `TokenNameError` for foreign names."""
     if name == "%":
         return ""
+    if name == "":
+        raise TokenNameError("an empty feature name is never produced (the empty token is named '%')")
     if "%" not in name:
         if any(_needs_escape(ch) for ch in name):
             raise TokenNameError(f"feature name {name!r} contains an unescaped reserved character")

@@ -41,6 +41,7 @@ _LAZY: dict[str, str] = {
     "WeightedSum": "spladebridge.hybrid",
     "ingest": "spladebridge.ingest",
     "IngestReport": "spladebridge.ingest",
+    "IngestInterrupted": "spladebridge.ingest",
     "connect": "spladebridge.engines",
     "migrate": "spladebridge.migrate",
 }
@@ -55,7 +56,7 @@ if TYPE_CHECKING:
     from spladebridge.encoder.splade import SpladeEncoder
     from spladebridge.engines import connect
     from spladebridge.hybrid import RRF, FusedHit, HybridSearcher, WeightedSum
-    from spladebridge.ingest import IngestReport, ingest
+    from spladebridge.ingest import IngestInterrupted, IngestReport, ingest
     from spladebridge.migrate import migrate
 
 
@@ -86,6 +87,7 @@ __all__ = [
     "HybridSearcher",
     "IdfTable",
     "IndexSpec",
+    "IngestInterrupted",
     "IngestReport",
     "OpenSearchConnector",
     "QdrantConnector",

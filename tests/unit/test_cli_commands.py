@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from ingest_fakes import HashDenseEncoder, HashSparseEncoder, corpus, write_jsonl
+from spladebridge.encoder.stats import sparsity_stats
 
 from spladebridge import cli
-from spladebridge.encoder.stats import sparsity_stats
 
 
 @pytest.fixture(autouse=True)
@@ -198,3 +198,23 @@ def test_demo_is_dispatched_with_its_arguments(monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(demo, "main", fake_main)
     assert cli.main(["demo", "--fresh", "-k", "3"]) == 0
     assert seen == [["--fresh", "-k", "3"]]
+
+
+def test_engines_reports_an_unreachable_http_engine_with_exit_1(tmp_path: Path) -> None:
+    code, out = run("engines", "--url", "http://127.0.0.1:9", "--timeout", "2", "--json")
+    data = json.loads(out)
+    assert code == 1 and data["reachable"] is False and "cannot reach http://127.0.0.1:9" in data["error"]
+
+
+def test_ctrl_c_during_index_exits_130_and_a_rerun_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_jsonl(tmp_path / "docs.jsonl", corpus(30))
+    url = f"qdrant-edge://{tmp_path / 'db'}"
+    monkeypatch.setattr(cli, "_sparse_encoder", lambda settings: HashSparseEncoder(interrupt_on_call=3))
+    code, _ = run("index", str(src), "--url", url, "--batch-size", "5")
+    assert code == 130 and "run the same command again to resume" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_sparse_encoder", lambda settings: HashSparseEncoder())
+    code, out = run("index", str(src), "--url", url, "--batch-size", "5", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["skipped"] == 10 and report["written"] == 20

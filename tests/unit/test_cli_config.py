@@ -46,7 +46,7 @@ def test_bad_environment_values_name_the_variable(env: dict[str, str], message: 
 def test_bad_file_values_name_the_key(tmp_path: Path) -> None:
     path = tmp_path / "spladebridge.toml"
     path.write_text("colour = 'blue'\n")
-    with pytest.raises(ConfigError, match="unknown setting.*'colour'"):
+    with pytest.raises(ConfigError, match=r"unknown setting.*'colour'"):
         resolve({}, environ={}, cwd=tmp_path)
     path.write_text("batch_size = 'eight'\n")
     with pytest.raises(ConfigError, match="batch_size: expected an integer, got 'eight'"):

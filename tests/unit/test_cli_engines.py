@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from spladebridge.connectors.http_settings import HttpSettings
 
 from spladebridge import engines
-from spladebridge.connectors.http_settings import HttpSettings
 from spladebridge.engines import EngineConfigError, detect_http_engine, parse_engine_url
 
 ES_ROOT = {
@@ -101,7 +101,7 @@ def test_detects_elasticsearch_and_opensearch(root_server: tuple[str, dict[str, 
 
 def test_unreachable_engine_is_a_clear_error() -> None:
     settings = HttpSettings.resolve("http://127.0.0.1:9", environ={})
-    with pytest.raises(EngineConfigError, match="cannot reach http://127.0.0.1:9"):
+    with pytest.raises(EngineConfigError, match=r"cannot reach http://127\.0\.0\.1:9"):
         detect_http_engine(settings, timeout=2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from transformers import BertConfig, BertForMaskedLM
@@ -96,3 +97,42 @@ def test_split_head_refuses_a_non_linear_output_layer() -> None:
 
     with pytest.raises(MlmHeadError, match="torch.nn.Linear"):
         split_mlm_head(NoHead(), torch.tensor([[1]]))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("bias_shift", [-3.0, -0.5, 0.0])
+def test_int8_screen_gives_the_float32_result(seed: int, bias_shift: float) -> None:
+    """Screening may skip only entries whose true max is <= 0, so the pooled output is unchanged."""
+    gen = torch.Generator().manual_seed(seed)
+    vocab, hidden = 1500, 48
+    weight = torch.randn(vocab, hidden, generator=gen) * 0.05
+    bias = torch.randn(vocab, generator=gen) + bias_shift
+    lengths = [3, 40, 1, 25, 60]
+    rows = torch.randn(sum(lengths), hidden, generator=gen) * 6
+    rows[5, 7] = 40.0  # an outlier widens the int8 step: the bound must still hold
+    screened = VocabPooler(weight, bias, vocab_chunk=512, group_rows=64, screen=True)
+    plain = VocabPooler(weight, bias, vocab_chunk=512, group_rows=64, screen=False)
+    got, want = screened.pool(rows, lengths), plain.pool(rows, lengths)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)  # float32 summation order only
+    assert int((want > 0).sum()) > 0
+    np.testing.assert_array_equal((got > 0).numpy(), (want > 0).numpy())
+
+
+def test_int8_screen_on_near_zero_columns() -> None:
+    """Columns whose max sits just above or below 0 are where a loose bound would go wrong."""
+    gen = torch.Generator().manual_seed(7)
+    weight = torch.randn(300, 16, generator=gen)
+    rows = torch.randn(10, 16, generator=gen)
+    exact_max = (rows @ weight.T).amax(dim=0)
+    offsets = torch.linspace(-1e-3, 1e-3, 300)
+    bias = -exact_max + offsets  # every column's true max equals its offset
+    screened = VocabPooler(weight, bias, screen=True).pool(rows, [10])
+    plain = VocabPooler(weight, bias, screen=False).pool(rows, [10])
+    torch.testing.assert_close(screened, plain, atol=1e-6, rtol=0)
+
+
+def test_screen_is_refused_for_sum_pooling_and_off_by_default_there() -> None:
+    with pytest.raises(ValueError, match="only for max pooling"):
+        VocabPooler(torch.ones(4, 2), None, pooling="sum", screen=True)
+    assert not VocabPooler(torch.ones(4, 2), None, pooling="sum").screen
+    assert VocabPooler(torch.ones(4, 2), None).screen  # CPU float32 max pooling

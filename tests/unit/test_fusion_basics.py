@@ -163,7 +163,8 @@ def test_table_reports_per_list_ranks_and_raw_scores() -> None:
     [
         ([[("a", 1.0), ("a", 0.5)]], r"list 0: id 'a' appears at positions 0 and 1"),
         ([A, [("x", 1.0), ("y",)]], r"list 1, position 1: expected an \(id, score\) pair"),
-        ([A, [("x", 1.0, 2)]], r"list 1, position 0"),
+        ([A, [("x",)]], r"list 1, position 0: expected an \(id, score\) pair"),
+        ([A, 5], r"list 1: expected a sequence of \(id, score\) pairs, got int"),
         ([[("x", "high")]], r"list 0, position 0 \(id 'x'\): score 'high' is not a number"),
         ([A, [("x", float("nan"))]], r"list 1, position 0 \(id 'x'\): score nan is not finite"),
         ([[(["unhashable"], 1.0)]], r"list 0, position 0: id \['unhashable'\] is not hashable"),
@@ -173,6 +174,10 @@ def test_table_reports_per_list_ranks_and_raw_scores() -> None:
 def test_bad_input_names_list_and_position(lists: object, message: str) -> None:
     with pytest.raises(FusionError, match=message):
         weighted_sum(lists)  # type: ignore[arg-type]
+
+
+def test_items_may_carry_more_than_id_and_score() -> None:
+    assert rrf([[("a", 2.0, "extra"), ["b", 1.0]]]) == rrf([[("a", 2.0), ("b", 1.0)]])
 
 
 def test_bad_parameters() -> None:

@@ -220,6 +220,8 @@ def test_default_signals_follow_what_is_available(encoders) -> None:  # type: ig
     assert HybridSearcher(_connector(encoders), encoders[0]).signals == ("sparse", "bm25")
     no_lexical = _connector(encoders, lexical=False)
     assert HybridSearcher(no_lexical, encoders[0], encoders[1]).signals == ("sparse", "dense")
+    with pytest.raises(ValueError, match="lexical scorer"):
+        HybridSearcher(no_lexical, encoders[0], encoders[1], signals=("sparse", "bm25"))
 
 
 @pytest.mark.parametrize(
@@ -248,3 +250,32 @@ def test_query_errors(encoders) -> None:  # type: ignore[no-untyped-def]
         searcher.search_batch(["cat", 3])  # type: ignore[list-item]
     with pytest.raises(TypeError, match="use search"):
         searcher.search_batch("cat")
+
+
+class _PickyConnector(FakeConnector):
+    """Advertises rrf and linear but, like the Elasticsearch connector, refuses some settings in detail."""
+
+    def server_fusion_problem(self, fusion: ServerFusion) -> str | None:
+        return "no zscore here" if fusion.normalizer == "zscore" else None
+
+
+class _CountingConnector(FakeConnector):
+    """Like the OpenSearch connector: the check also takes the number of sub-queries."""
+
+    def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int) -> str | None:
+        return f"{sub_queries} sub-queries is too many" if sub_queries > 2 else None
+
+
+def test_connector_specific_fusion_checks_are_consulted(encoders) -> None:  # type: ignore[no-untyped-def]
+    docs = make_documents(*encoders)
+    picky = _PickyConnector(docs, server_fusion=frozenset({"rrf", "linear"}))
+    assert HybridSearcher(picky, *encoders, fusion=WeightedSum(normalize="minmax")).uses_server_fusion
+    zscore = HybridSearcher(picky, *encoders, fusion=WeightedSum(normalize="zscore"))
+    assert not zscore.uses_server_fusion and zscore.server_fusion_problem == "no zscore here"
+    with pytest.raises(ValueError, match="no zscore here"):
+        HybridSearcher(picky, *encoders, fusion=WeightedSum(normalize="zscore"), server_fusion=True)
+    counting = _CountingConnector(docs, server_fusion=frozenset({"rrf"}))
+    assert not HybridSearcher(counting, *encoders).uses_server_fusion
+    assert HybridSearcher(counting, *encoders, signals=("sparse", "bm25")).uses_server_fusion
+    single = HybridSearcher(counting, *encoders, signals=("sparse",))
+    assert not single.uses_server_fusion and single.server_fusion_problem == "a single signal needs no fusion"

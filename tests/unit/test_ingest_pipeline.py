@@ -287,3 +287,28 @@ def test_dense_encoder_must_fit_the_index(tmp_path: Path) -> None:
     spec = IndexSpec(name="x", dense_dim=16)
     with pytest.raises(ValueError, match="8-dimensional"):
         run(src, MemoryConnector(), tmp_path, spec=spec, dense=HashDenseEncoder(dim=8))
+    with pytest.raises(ValueError, match="holds 16-dimensional dense vectors"):
+        run(src, MemoryConnector(), tmp_path, spec=spec)
+
+
+def test_package_level_ingest_is_callable_whatever_the_import_order(tmp_path: Path) -> None:
+    import spladebridge
+    import spladebridge.ingest as module  # binds the submodule onto the package
+
+    assert module.IngestReport is not None
+    conn = MemoryConnector()
+    report = spladebridge.ingest(
+        write_jsonl(tmp_path / "c.jsonl", corpus(3)), conn, HashSparseEncoder(), progress=False
+    )
+    assert report.written == 3 and set(conn.store) == {"d0", "d1", "d2"}
+
+
+def test_progress_bar_draws_only_when_asked_or_on_a_terminal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = write_jsonl(tmp_path / "c.jsonl", corpus(5))
+    ingest(src, MemoryConnector(), HashSparseEncoder())  # progress=None: stderr is not a TTY under pytest
+    assert capsys.readouterr().err == ""
+    ingest(src, MemoryConnector(), HashSparseEncoder(), progress=True)
+    err = capsys.readouterr().err
+    assert "ingest" in err and "5/5" in err

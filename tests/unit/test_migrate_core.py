@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from migrate_fakes import HashSparseEncoder, MemoryTarget
 from spladebridge.connectors.base import Document
 
@@ -274,3 +278,84 @@ def test_sampler_keeps_the_last_version_of_a_repeated_id() -> None:
     assert [i["id"] for i in sampler.items] == ["a", "b"]
     assert sampler.items[0]["fields"] == field_digests(Document(id="a", fields={"text": "new words"}))
     assert sampler.probes(5) == ["new words", "bee"]
+
+
+def test_finalize_can_wait_for_a_later_run(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "c.jsonl", 7)
+    ck = tmp_path / "ck.json"
+    target = MemoryTarget()
+    first = migrate(RecordFileSource(corpus), target, HashSparseEncoder(), checkpoint=ck, finalize=False)
+    assert first.ok and not first.finished and target.finalized == 0
+    assert json.loads(ck.read_text())["phase"] == "verified"
+    encoder = HashSparseEncoder()
+    later = migrate(RecordFileSource(corpus), target, encoder, checkpoint=ck, resume=True)
+    assert later.ok and later.finished and target.finalized == 1
+    assert encoder.texts == [] and later.read == 0  # nothing copied again, only finalized
+
+
+def test_top_level_migrate_is_callable_whatever_was_imported_first(tmp_path: Path) -> None:
+    import spladebridge
+    import spladebridge.migrate as package
+
+    corpus = _corpus(tmp_path / "c.jsonl", 3)
+    target = MemoryTarget()
+    report = spladebridge.migrate(RecordFileSource(corpus), target, HashSparseEncoder())
+    assert report.ok and target.count() == 3
+    assert callable(package) and package.RecordFileSource is RecordFileSource
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 30), batch=st.integers(1, 7), kills=st.lists(st.integers(0, 8), max_size=3))
+def test_any_sequence_of_kills_ends_like_one_uninterrupted_run(n: int, batch: int, kills: list[int]) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = _corpus(Path(tmp) / "c.jsonl", n)
+        ck = Path(tmp) / "ck.json"
+        target = MemoryTarget()
+        encoded = 0
+        for kill_at in kills:  # each run dies when it reaches its kill_at-th write
+            dying = _DyingTarget(target, kill_at)
+            encoder = HashSparseEncoder()
+            with contextlib.suppress(MigrationError):  # the run dies at its kill point
+                migrate(
+                    RecordFileSource(corpus),
+                    dying,
+                    encoder,
+                    batch_size=batch,
+                    checkpoint=ck,
+                    resume=True,
+                    max_retries=0,
+                    sample_size=5,
+                )
+            encoded += len(encoder.texts)
+        final_encoder = HashSparseEncoder()
+        report = migrate(
+            RecordFileSource(corpus),
+            target,
+            final_encoder,
+            batch_size=batch,
+            checkpoint=ck,
+            resume=True,
+            sample_size=5,
+        )
+        encoded += len(final_encoder.texts)
+        reference = MemoryTarget()
+        migrate(RecordFileSource(corpus), reference, HashSparseEncoder(), batch_size=batch, sample_size=5)
+        assert report.ok or report.already_finished
+        assert sorted(target.docs) == sorted(reference.docs)
+        assert all(target.docs[i].sparse == reference.docs[i].sparse for i in reference.docs)
+        assert encoded <= n + len(kills) * batch  # at most the killed batch is encoded again per kill
+        assert json.loads(ck.read_text())["counts"]["written"] == n
+
+
+class _DyingTarget(MemoryTarget):
+    """Shares `inner`'s documents; its `kill_at`-th write raises before writing anything."""
+
+    def __init__(self, inner: MemoryTarget, kill_at: int) -> None:
+        super().__init__()
+        self.docs = inner.docs
+        self.kill_at = kill_at
+
+    def write(self, documents: Any) -> Any:
+        if len(self.writes) == self.kill_at:
+            raise ConnectionError("killed")
+        return super().write(documents)

@@ -318,3 +318,19 @@ def test_kill_between_swap_and_checkpoint_does_not_swap_twice(tmp_path: Path) ->
     again = migrate(source, target, HashSparseEncoder(), checkpoint=ck, resume=True, verify_after=False)
     assert again.finished and again.finalized == ["alias 'products' already points at 'products-v1-splade'"]
     assert cluster.calls().count("POST /_aliases") == 1
+
+
+def test_other_errors_on_a_saved_pit_are_not_taken_for_expiry() -> None:
+    cluster = MiniLucene("elasticsearch")
+    cluster.add_index("kb", _docs(9))
+    api = ClusterApi(cluster.client())
+    source = LuceneIndexSource(api, "kb", ("title", "text"))
+    first = next(iter(source.read(None, 4)))
+
+    def broken(body: Any, index: str | None = None) -> dict[str, Any]:
+        raise ConnectionError("connection reset")
+
+    api.search = broken  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        next(iter(source.read(first.cursor, 4)))
+    assert source.restarts == 0

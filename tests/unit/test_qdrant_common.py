@@ -134,7 +134,7 @@ def test_float_terms_become_point_ranges_and_mixed_terms_an_any_of() -> None:
             "should",
             (
                 ("any", "v", ("a", "b")),
-                ("any", "v", (1,)),
+                ("range", "v", (("gte", 1.0), ("lte", 1.0))),  # 1 matches the payloads 1 and 1.0
                 ("range", "v", (("gte", 2.5), ("lte", 2.5))),
                 ("match", "v", False),
             ),

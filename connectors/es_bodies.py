@@ -1,0 +1,427 @@
+"""Elasticsearch request bodies as pure functions: version features, index mappings, sparse / dense / BM25
+queries, `rrf` and `linear` retrievers, point-in-time pages. No client here, so contract tests can validate
+every body against the official OpenAPI spec and other modules (migration) can reuse the mapping builders.
+
+Version facts (see shared/research/engines.md §1): `sparse_vector` fields 8.11+, the `sparse_vector` query
+8.15+, field-level `index_options.prune` 8.19 / 9.1+ (pruning on by default for new indices there, so the
+mapping sets `prune: false` unless pruning is asked for), `rrf` retriever GA 8.16, `linear` retriever
+8.18 / 9.0, `l2_norm` normaliser 8.19 / 9.1, per-retriever RRF weights 9.2, vectors left out of `_source`
+by default from 9.2 (`index.mapping.exclude_source_vectors`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+from spladebridge.connectors.base import IndexSpec, Signal
+
+__all__ = [
+    "META_FIELD",
+    "SPEC_META_KEY",
+    "EsVersion",
+    "SparseFieldType",
+    "check_index_name",
+    "dense_mapping",
+    "index_body",
+    "knn_section",
+    "linear_retriever",
+    "pit_search_body",
+    "rrf_retriever",
+    "search_body",
+    "sparse_mapping",
+    "sparse_vector_query",
+    "spec_from_meta",
+    "spec_to_meta",
+]
+
+SparseFieldType: TypeAlias = Literal["sparse_vector", "rank_features"]
+
+#: Source key holding the original id and the names of the text fields (mapped `enabled: false`).
+META_FIELD = "sb_meta"
+#: Key under the mapping's `_meta` where the IndexSpec is kept.
+SPEC_META_KEY = "spladebridge"
+_SPEC_VERSION = 1
+_KEYWORD_IGNORE_ABOVE = 8191  # keyword terms are capped at 32766 bytes; 8191 chars always fit in UTF-8
+_INDEX_NAME_BAD = re.compile(r'[\\/*?"<>| ,#:A-Z]')
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class EsVersion:
+    """A server version with the features this connector depends on. Serverless counts as the newest."""
+
+    major: int
+    minor: int
+    patch: int = 0
+    serverless: bool = False
+
+    @classmethod
+    def parse(cls, number: str, build_flavor: str | None = None) -> EsVersion:
+        match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", number or "")
+        if not match:
+            raise ValueError(f"cannot read an Elasticsearch version from {number!r}")
+        return cls(int(match[1]), int(match[2]), int(match[3] or 0), serverless=build_flavor == "serverless")
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> EsVersion:
+        version = info.get("version") or {}
+        if version.get("distribution") == "opensearch":
+            raise ValueError("this cluster is OpenSearch, not Elasticsearch; use the OpenSearch connector")
+        return cls.parse(str(version.get("number", "")), version.get("build_flavor"))
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return self.serverless or (self.major, self.minor) >= (major, minor)
+
+    def _at_least_8x_or_9x(self, minor8: int, minor9: int) -> bool:
+        if self.serverless or self.major > 9:
+            return True
+        if self.major == 9:
+            return self.minor >= minor9
+        return self.major == 8 and self.minor >= minor8
+
+    @property
+    def sparse_vector_field(self) -> bool:
+        return self.at_least(8, 11)
+
+    @property
+    def sparse_vector_query(self) -> bool:
+        return self.at_least(8, 15)
+
+    @property
+    def sparse_index_options(self) -> bool:
+        return self._at_least_8x_or_9x(19, 1)
+
+    @property
+    def exclude_source_vectors(self) -> bool:
+        return self.at_least(9, 2)
+
+    @property
+    def rrf_retriever(self) -> bool:
+        return self.at_least(8, 16)
+
+    @property
+    def linear_retriever(self) -> bool:
+        return self._at_least_8x_or_9x(18, 0)
+
+    @property
+    def l2_norm(self) -> bool:
+        return self._at_least_8x_or_9x(19, 1)
+
+    @property
+    def weighted_rrf(self) -> bool:
+        return self.at_least(9, 2)
+
+    def default_sparse_type(self) -> SparseFieldType:
+        """`sparse_vector` where its query exists (8.15+), else `rank_features`."""
+        return "sparse_vector" if self.sparse_vector_query else "rank_features"
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}" + (" (serverless)" if self.serverless else "")
+
+
+def check_index_name(name: str) -> str:
+    """Elasticsearch's index-name rules, checked before any request so the error says which rule."""
+    if not name or name in (".", ".."):
+        raise ValueError(f"index name {name!r} is empty or '.'/'..'")
+    bad = _INDEX_NAME_BAD.search(name)
+    if bad:
+        raise ValueError(
+            f'index name {name!r} has the character {bad.group()!r} (lowercase, no \\/*?"<>| ,#:)'
+        )
+    if name[0] in "-_+":
+        raise ValueError(f"index name {name!r} must not start with '-', '_' or '+'")
+    if len(name.encode("utf-8")) > 255:
+        raise ValueError(f"index name {name!r} is longer than 255 bytes")
+    return name
+
+
+# -- the stored spec ----------------------------------------------------------------------------------
+
+
+def spec_to_meta(spec: IndexSpec, sparse_type: SparseFieldType, namer_mode: str) -> dict[str, Any]:
+    """What goes under `mappings._meta.spladebridge`: the spec, the sparse type and the naming mode."""
+    return {
+        "spec_version": _SPEC_VERSION,
+        "sparse_field": spec.sparse_field,
+        "sparse_type": sparse_type,
+        "feature_names": namer_mode,
+        "dense_field": spec.dense_field,
+        "dense_dim": spec.dense_dim,
+        "text_fields": list(spec.text_fields),
+        "sparse_idf": spec.sparse_idf,
+        "lexical": spec.lexical,
+        "options": _json_options(spec.options),
+    }
+
+
+def _json_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON-serialisable part of `IndexSpec.options` (kept so a reopened index queries the same way)."""
+    kept: dict[str, Any] = {}
+    for key, value in options.items():
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError):
+            continue
+        kept[str(key)] = value
+    return kept
+
+
+def spec_from_meta(name: str, meta: Mapping[str, Any]) -> IndexSpec:
+    """The IndexSpec kept by `spec_to_meta`; ValueError names what is missing."""
+    if not isinstance(meta, Mapping) or meta.get("spec_version") != _SPEC_VERSION:
+        raise ValueError(
+            f"index {name!r} has no spladebridge spec (version {_SPEC_VERSION}) in its mapping _meta"
+        )
+    try:
+        return IndexSpec(
+            name=name,
+            sparse_field=str(meta["sparse_field"]),
+            dense_field=meta["dense_field"],
+            dense_dim=meta["dense_dim"],
+            text_fields=tuple(meta["text_fields"]),
+            sparse_idf=bool(meta.get("sparse_idf", False)),
+            lexical=bool(meta.get("lexical", True)),
+            options=dict(meta.get("options") or {}),
+        )
+    except KeyError as exc:
+        raise ValueError(f"index {name!r}: stored spec lacks {exc}") from None
+
+
+# -- mappings -----------------------------------------------------------------------------------------
+
+
+def sparse_mapping(
+    sparse_type: SparseFieldType,
+    version: EsVersion,
+    *,
+    prune: bool = False,
+    pruning_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The sparse field. On versions with field-level pruning (on by default there) it is turned off,
+    unless `prune=True`, so that queries score the exact dot product."""
+    if sparse_type == "rank_features":
+        return {"type": "rank_features"}
+    if sparse_type != "sparse_vector":
+        raise ValueError(f"sparse field type must be 'sparse_vector' or 'rank_features', got {sparse_type!r}")
+    if not version.sparse_vector_field:
+        raise ValueError(f"sparse_vector fields need Elasticsearch 8.11+, this cluster is {version}")
+    mapping: dict[str, Any] = {"type": "sparse_vector"}
+    if version.sparse_index_options:
+        options: dict[str, Any] = {"prune": prune}
+        if prune and pruning_config:
+            options["pruning_config"] = dict(pruning_config)
+        mapping["index_options"] = options
+    elif prune:
+        raise ValueError(f"field-level pruning needs Elasticsearch 8.19 / 9.1+, this cluster is {version}")
+    return mapping
+
+
+def dense_mapping(
+    dims: int, similarity: str = "cosine", index_options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """A `dense_vector` field indexed for kNN (`dims` <= 4096)."""
+    if not 0 < dims <= 4096:
+        raise ValueError(f"dense_vector dims must be in 1..4096, got {dims}")
+    if similarity not in ("cosine", "dot_product", "l2_norm", "max_inner_product"):
+        raise ValueError(
+            f"dense similarity must be cosine, dot_product, l2_norm or max_inner_product, got {similarity!r}"
+        )
+    mapping: dict[str, Any] = {"type": "dense_vector", "dims": dims, "index": True, "similarity": similarity}
+    if index_options:
+        mapping["index_options"] = dict(index_options)
+    return mapping
+
+
+def index_body(
+    spec: IndexSpec,
+    version: EsVersion,
+    *,
+    sparse_type: SparseFieldType,
+    namer_mode: str = "ids",
+) -> dict[str, Any]:
+    """`PUT /<index>` body: settings and mappings for `spec`.
+
+    `spec.options` understood here: `shards`, `replicas`, `dense_similarity` (default cosine),
+    `dense_index_options`, `sparse_prune` (default False), `sparse_pruning_config`.
+    Text fields are `text` (BM25) with a `.keyword` sub-field for filters; other strings (metadata) are
+    mapped `keyword` by a dynamic template, so term filters match them exactly.
+    """
+    opts = spec.options
+    properties: dict[str, Any] = {
+        spec.sparse_field: sparse_mapping(
+            sparse_type,
+            version,
+            prune=bool(opts.get("sparse_prune", False)),
+            pruning_config=opts.get("sparse_pruning_config"),
+        ),
+        META_FIELD: {"type": "object", "enabled": False},
+    }
+    for name in spec.text_fields:
+        properties[name] = {
+            "type": "text",
+            "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}},
+        }
+    if spec.dense_field is not None and spec.dense_dim is not None:
+        properties[spec.dense_field] = dense_mapping(
+            spec.dense_dim, str(opts.get("dense_similarity", "cosine")), opts.get("dense_index_options")
+        )
+    mappings: dict[str, Any] = {
+        "_meta": {SPEC_META_KEY: spec_to_meta(spec, sparse_type, namer_mode)},
+        "dynamic_templates": [
+            {
+                "strings_as_keywords": {
+                    "match_mapping_type": "string",
+                    "mapping": {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE},
+                }
+            }
+        ],
+        "properties": properties,
+    }
+    settings: dict[str, Any] = {}
+    if "shards" in opts:
+        settings["number_of_shards"] = int(opts["shards"])
+    if "replicas" in opts:
+        settings["number_of_replicas"] = int(opts["replicas"])
+    if version.exclude_source_vectors and not version.serverless:
+        settings["index.mapping.exclude_source_vectors"] = False  # keep vectors readable from _source
+    body: dict[str, Any] = {"mappings": mappings}
+    if settings:
+        body["settings"] = settings
+    return body
+
+
+# -- queries ------------------------------------------------------------------------------------------
+
+
+def sparse_vector_query(
+    field: str,
+    features: Mapping[str, float],
+    *,
+    prune: bool = False,
+    pruning_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The `sparse_vector` query with a client-side `query_vector`: an exact dot product when `prune` is
+    false (sent explicitly: field-level pruning defaults would apply otherwise)."""
+    body: dict[str, Any] = {"field": field, "query_vector": dict(features), "prune": prune}
+    if prune and pruning_config:
+        body["pruning_config"] = dict(pruning_config)
+    return {"sparse_vector": body}
+
+
+def knn_section(
+    field: str,
+    vector: Sequence[float],
+    k: int,
+    num_candidates: int,
+    filters: Sequence[Mapping[str, Any]] = (),
+) -> dict[str, Any]:
+    """A kNN search (top-level `knn` or `knn` retriever): `k` nearest of `num_candidates` per shard."""
+    section: dict[str, Any] = {
+        "field": field,
+        "query_vector": list(vector),
+        "k": k,
+        "num_candidates": num_candidates,
+    }
+    if filters:
+        section["filter"] = list(filters)
+    return section
+
+
+def filtered(query: Mapping[str, Any], filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """`query` scored as is, restricted by filter-context clauses (which add nothing to the score)."""
+    if not filters:
+        return dict(query)
+    return {"bool": {"must": [dict(query)], "filter": list(filters)}}
+
+
+def search_body(
+    size: int,
+    *,
+    query: Mapping[str, Any] | None = None,
+    knn: Mapping[str, Any] | None = None,
+    retriever: Mapping[str, Any] | None = None,
+    source_excludes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """A `_search` body; totals are not tracked (lets Lucene skip non-competitive hits)."""
+    body: dict[str, Any] = {"size": size, "track_total_hits": False}
+    if query is not None:
+        body["query"] = dict(query)
+    if knn is not None:
+        body["knn"] = dict(knn)
+    if retriever is not None:
+        body["retriever"] = dict(retriever)
+    if source_excludes:
+        body["_source"] = {"excludes": list(source_excludes)}
+    return body
+
+
+def pit_search_body(
+    pit_id: str, size: int, keep_alive: str, search_after: Sequence[Any] | None = None
+) -> dict[str, Any]:
+    """One page of a point-in-time scan, in `_shard_doc` order (the cheapest total order)."""
+    body: dict[str, Any] = {
+        "size": size,
+        "pit": {"id": pit_id, "keep_alive": keep_alive},
+        "sort": ["_shard_doc"],  # ascending; the tiebreaker every PIT search has
+        "track_total_hits": False,
+    }
+    if search_after is not None:
+        body["search_after"] = list(search_after)
+    return body
+
+
+# -- retrievers ---------------------------------------------------------------------------------------
+
+
+def signal_retriever(signal: Signal, query_or_knn: Mapping[str, Any]) -> dict[str, Any]:
+    """A sub-retriever: `knn` for the dense signal, `standard` (a query) for sparse and BM25."""
+    if signal == "dense":
+        return {"knn": dict(query_or_knn)}
+    return {"standard": {"query": dict(query_or_knn)}}
+
+
+def rrf_retriever(
+    retrievers: Sequence[Mapping[str, Any]],
+    *,
+    rank_constant: int,
+    rank_window_size: int,
+    weights: Sequence[float] | None = None,
+) -> dict[str, Any]:
+    """`rrf`: sum of w_i / (rank_constant + rank_i), rank 1-based. Weights use the 9.2+ wrapped form."""
+    if rank_constant < 1:
+        raise ValueError(f"Elasticsearch rrf needs rank_constant >= 1, got {rank_constant}")
+    subs: list[dict[str, Any]]
+    if weights is None:
+        subs = [dict(r) for r in retrievers]
+    else:
+        _check_weights(weights, len(retrievers))
+        subs = [{"retriever": dict(r), "weight": w} for r, w in zip(retrievers, weights, strict=True)]
+    return {"rrf": {"retrievers": subs, "rank_constant": rank_constant, "rank_window_size": rank_window_size}}
+
+
+def linear_retriever(
+    retrievers: Sequence[Mapping[str, Any]],
+    *,
+    weights: Sequence[float],
+    normalizer: str,
+    rank_window_size: int,
+) -> dict[str, Any]:
+    """`linear`: sum of w_i * normalizer(score_i); a document missing from a list contributes 0."""
+    _check_weights(weights, len(retrievers))
+    subs = [
+        {"retriever": dict(r), "weight": w, "normalizer": normalizer}
+        for r, w in zip(retrievers, weights, strict=True)
+    ]
+    return {"linear": {"retrievers": subs, "rank_window_size": rank_window_size}}
+
+
+def _check_weights(weights: Sequence[float], count: int) -> None:
+    if len(weights) != count:
+        raise ValueError(f"{len(weights)} weights for {count} retrievers")
+    for i, w in enumerate(weights):
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"retriever weight {i} must be finite and >= 0, got {w!r}")

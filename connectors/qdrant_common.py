@@ -1,0 +1,400 @@
+"""What the two Qdrant connectors (Edge and qdrant-client) share: payload layout, document checks, the
+stored spec, the BM25 signal, filter translation and the server-side fusion plan.
+
+Payload layout: text fields and metadata at the top level (so metadata filters address them by name), plus
+internal keys starting with `_sb_`: the original id (`_sb_id`, `_sb_id_type`) and the names of the text
+fields (`_sb_fields`), so that a stored point reads back as the same `Document`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+from spladebridge.connectors.base import (
+    DocId,
+    Document,
+    HybridRequest,
+    IndexSpec,
+    Signal,
+    UnsupportedOperation,
+)
+from spladebridge.connectors.filters import Filter, FilterLike, Range, Scalar, Term, Terms, as_filter
+from spladebridge.connectors.ids import (
+    ID_KEY,
+    ID_TYPE_KEY,
+    IdError,
+    PointId,
+    doc_id_from_payload,
+    id_payload,
+    to_point_id,
+)
+from spladebridge.encoder.sparse_vector import SparseVector
+
+__all__ = [
+    "FIELDS_KEY",
+    "INTERNAL_PREFIX",
+    "SPEC_VERSION",
+    "DocumentError",
+    "FilterBuilder",
+    "FusionPlan",
+    "PreparedDocument",
+    "bm25_config_kwargs",
+    "bm25_vector_name",
+    "check_k",
+    "check_query_dense",
+    "document_from_payload",
+    "hit_fields",
+    "plan_fusion",
+    "prepare_document",
+    "spec_differences",
+    "spec_from_json",
+    "spec_to_json",
+    "translate_filter",
+]
+
+INTERNAL_PREFIX = "_sb_"
+FIELDS_KEY = "_sb_fields"
+SPEC_VERSION = 1
+_BM25_OPTION_KEYS = ("k", "b", "avg_len", "language", "lowercase", "min_token_len", "max_token_len")
+
+
+class DocumentError(ValueError):
+    """One document cannot be written; the message names the document (input index, id) and the field."""
+
+
+# -- the stored spec ----------------------------------------------------------------------------------
+
+
+def spec_to_json(spec: IndexSpec) -> dict[str, Any]:
+    """A JSON-ready form of `spec`, with a format version, to store beside the index."""
+    try:
+        options = json.loads(json.dumps(dict(spec.options)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"IndexSpec.options must be JSON-serialisable to be stored: {exc}") from None
+    return {
+        "spladebridge_spec": SPEC_VERSION,
+        "name": spec.name,
+        "sparse_field": spec.sparse_field,
+        "dense_field": spec.dense_field,
+        "dense_dim": spec.dense_dim,
+        "text_fields": list(spec.text_fields),
+        "sparse_idf": spec.sparse_idf,
+        "lexical": spec.lexical,
+        "options": options,
+    }
+
+
+def spec_from_json(obj: Mapping[str, Any]) -> IndexSpec:
+    """Read back a spec written by `spec_to_json`; raises ValueError naming what is wrong."""
+    if not isinstance(obj, Mapping) or obj.get("spladebridge_spec") != SPEC_VERSION:
+        raise ValueError(f"not a spladebridge index spec (version {SPEC_VERSION}): {str(obj)[:200]}")
+    try:
+        return IndexSpec(
+            name=str(obj["name"]),
+            sparse_field=str(obj["sparse_field"]),
+            dense_field=obj["dense_field"],
+            dense_dim=obj["dense_dim"],
+            text_fields=tuple(obj["text_fields"]),
+            sparse_idf=bool(obj["sparse_idf"]),
+            lexical=bool(obj["lexical"]),
+            options=dict(obj.get("options") or {}),
+        )
+    except KeyError as exc:
+        raise ValueError(f"stored index spec lacks the key {exc}") from None
+
+
+def spec_differences(wanted: IndexSpec, stored: IndexSpec) -> list[str]:
+    """Layout differences between two specs (empty when compatible); names and options may differ."""
+    diffs = []
+    for name in ("sparse_field", "dense_field", "dense_dim", "text_fields", "sparse_idf", "lexical"):
+        a, b = getattr(wanted, name), getattr(stored, name)
+        if a != b:
+            diffs.append(f"{name}: wanted {a!r}, index has {b!r}")
+    if bm25_vector_name(wanted) != bm25_vector_name(stored):
+        diffs.append(
+            f"bm25_field: wanted {bm25_vector_name(wanted)!r}, index has {bm25_vector_name(stored)!r}"
+        )
+    return diffs
+
+
+def bm25_vector_name(spec: IndexSpec) -> str:
+    """Name of the sparse vector that holds the BM25 signal (`options["bm25_field"]`, default "bm25")."""
+    name = str(spec.options.get("bm25_field", "bm25"))
+    if name in (spec.sparse_field, spec.dense_field):
+        raise ValueError(
+            f"bm25_field {name!r} collides with the sparse or dense field name; set options['bm25_field']"
+        )
+    return name
+
+
+def bm25_config_kwargs(spec: IndexSpec) -> dict[str, Any]:
+    """Keyword arguments for `qdrant_edge.Bm25Config` from `options["bm25"]` (k, b, avg_len, ...)."""
+    raw = spec.options.get("bm25") or {}
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"options['bm25'] must be a mapping, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(_BM25_OPTION_KEYS))
+    if unknown:
+        raise ValueError(f"options['bm25'] has unknown keys {unknown}; known: {list(_BM25_OPTION_KEYS)}")
+    return dict(raw)
+
+
+# -- documents ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedDocument:
+    """A checked document, ready for an engine: point id, payload, vectors and the text for BM25."""
+
+    index: int
+    doc_id: DocId
+    point_id: PointId
+    payload: dict[str, Any]
+    sparse: SparseVector
+    dense: list[float] | None
+    text: str
+
+
+def prepare_document(doc: object, index: int, spec: IndexSpec) -> PreparedDocument:
+    """Check one document against `spec` and build its payload; `DocumentError` says what and where."""
+    if not isinstance(doc, Document):
+        raise DocumentError(f"item {index}: expected a Document, got {type(doc).__name__}")
+    where = f"document {index} (id {doc.id!r})"
+    try:
+        point_id = to_point_id(doc.id)
+    except IdError as exc:
+        raise DocumentError(f"{where}: {exc}") from None
+    if not isinstance(doc.sparse, SparseVector):
+        got = "no sparse vector" if doc.sparse is None else f"a {type(doc.sparse).__name__}"
+        raise DocumentError(f"{where}: field {spec.sparse_field!r} needs a SparseVector, got {got}")
+    dense = _check_dense(doc.dense, spec, where)
+    if not isinstance(doc.fields, Mapping) or not isinstance(doc.metadata, Mapping):
+        raise DocumentError(f"{where}: fields and metadata must be dicts")
+    payload: dict[str, Any] = {}
+    for name, value in doc.fields.items():
+        if not isinstance(name, str) or not name or name.startswith(INTERNAL_PREFIX):
+            raise DocumentError(
+                f"{where}: text field name {name!r} is empty or uses the reserved prefix '_sb_'"
+            )
+        if not isinstance(value, str):
+            raise DocumentError(f"{where}: text field {name!r} must be a string, got {type(value).__name__}")
+        payload[name] = value
+    for key, value in doc.metadata.items():
+        if not isinstance(key, str) or not key or key.startswith(INTERNAL_PREFIX):
+            raise DocumentError(f"{where}: metadata key {key!r} is empty or uses the reserved prefix '_sb_'")
+        if key in doc.fields:
+            raise DocumentError(f"{where}: metadata key {key!r} is also a text field name")
+        payload[key] = value
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise DocumentError(f"{where}: metadata is not JSON-serialisable: {exc}") from None
+    payload.update(id_payload(doc.id))
+    payload[FIELDS_KEY] = list(doc.fields)
+    return PreparedDocument(index, doc.id, point_id, payload, doc.sparse, dense, doc.text(spec.text_fields))
+
+
+def _check_dense(dense: object, spec: IndexSpec, where: str) -> list[float] | None:
+    if dense is None:
+        return None
+    if spec.dense_field is None:
+        raise DocumentError(f"{where}: has a dense vector but the index has no dense field")
+    try:
+        arr = np.asarray(dense, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise DocumentError(f"{where}: dense vector is not numeric: {exc}") from None
+    if arr.ndim != 1 or arr.shape[0] != spec.dense_dim:
+        raise DocumentError(f"{where}: dense vector has shape {arr.shape}, index wants ({spec.dense_dim},)")
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
+        raise DocumentError(f"{where}: dense vector value at position {bad} is not finite")
+    values: list[float] = arr.tolist()
+    return values
+
+
+def check_query_dense(vector: object, spec: IndexSpec) -> list[float]:
+    """A dense query vector as a list, after checking it fits the index."""
+    if spec.dense_field is None:
+        raise UnsupportedOperation(f"index {spec.name!r} has no dense field")
+    arr = np.asarray(vector, dtype=np.float32)
+    if arr.ndim != 1 or arr.shape[0] != spec.dense_dim:
+        raise ValueError(f"dense query has shape {arr.shape}, index {spec.name!r} wants ({spec.dense_dim},)")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("dense query has non-finite values")
+    values: list[float] = arr.tolist()
+    return values
+
+
+def check_k(k: int, name: str = "k") -> None:
+    """Reject a non-positive result count early, with its name."""
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {k!r}")
+
+
+def hit_fields(payload: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Text fields and metadata of a stored point, without the internal `_sb_` keys."""
+    if not payload:
+        return {}
+    return {k: v for k, v in payload.items() if not k.startswith(INTERNAL_PREFIX)}
+
+
+def document_from_payload(
+    payload: Mapping[str, Any] | None,
+    point_id: object,
+    sparse: SparseVector | None,
+    dense: NDArray[np.float32] | None,
+) -> Document:
+    """Rebuild the `Document` a point was written from (text fields and metadata split by `_sb_fields`)."""
+    data = dict(payload or {})
+    doc_id = doc_id_from_payload(data, point_id)
+    names = data.get(FIELDS_KEY)
+    text_names = set(names) if isinstance(names, list) else set()
+    fields: dict[str, str] = {}
+    metadata: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in (ID_KEY, ID_TYPE_KEY, FIELDS_KEY):
+            continue
+        if key in text_names:
+            fields[key] = value
+        else:
+            metadata[key] = value
+    return Document(id=doc_id, fields=fields, metadata=metadata, sparse=sparse, dense=dense)
+
+
+# -- filters ------------------------------------------------------------------------------------------
+
+C = TypeVar("C")
+
+
+class FilterBuilder(Protocol[C]):
+    """Makes one engine library's condition objects; `translate_filter` drives it."""
+
+    def match_value(self, key: str, value: str | int | bool) -> C: ...
+
+    def match_any(self, key: str, values: list[str] | list[int]) -> C: ...
+
+    def range(self, key: str, bounds: dict[str, float]) -> C: ...
+
+    def any_of(self, conditions: list[C]) -> C: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TranslatedFilter(Generic[C]):
+    """The `must` conditions of an engine filter (all must hold)."""
+
+    must: list[C]
+
+
+#: Integers up to this size are exact as floats, so a range can match them in int and float payloads alike.
+_EXACT_FLOAT_INT = 2**53
+
+
+def _numeric(value: Scalar) -> bool:
+    """A number to compare numerically (2 == 2.0), as JSON does not tell 2 from 2.0; never a bool."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, float) or (isinstance(value, int) and abs(value) <= _EXACT_FLOAT_INT)
+
+
+def _scalar_condition(builder: FilterBuilder[C], key: str, value: Scalar) -> C:
+    if isinstance(value, bool | str):
+        return builder.match_value(key, value)
+    if isinstance(value, float) or abs(value) <= _EXACT_FLOAT_INT:  # matches int and float payloads alike
+        return builder.range(key, {"gte": float(value), "lte": float(value)})
+    return builder.match_value(key, value)
+
+
+def _terms_condition(builder: FilterBuilder[C], cond: Terms) -> C:
+    strs = [v for v in cond.values if isinstance(v, str)]
+    ints = [v for v in cond.values if isinstance(v, int) and not isinstance(v, bool) and not _numeric(v)]
+    others = [v for v in cond.values if isinstance(v, bool) or _numeric(v)]
+    parts: list[C] = []
+    if strs:
+        parts.append(builder.match_any(cond.field, strs))
+    if ints:
+        parts.append(builder.match_any(cond.field, ints))
+    parts.extend(_scalar_condition(builder, cond.field, v) for v in others)
+    return parts[0] if len(parts) == 1 else builder.any_of(parts)
+
+
+def translate_filter(value: FilterLike, builder: FilterBuilder[C]) -> TranslatedFilter[C] | None:
+    """Translate an engine-neutral filter into `must` conditions built by `builder` (None for no filter)."""
+    flt: Filter | None = as_filter(value)
+    if flt is None:
+        return None
+    must: list[C] = []
+    for cond in flt.conditions:
+        if isinstance(cond, Term):
+            must.append(_scalar_condition(builder, cond.field, cond.value))
+        elif isinstance(cond, Terms):
+            must.append(_terms_condition(builder, cond))
+        elif isinstance(cond, Range):
+            must.append(builder.range(cond.field, cond.bounds()))
+    return TranslatedFilter(must)
+
+
+# -- server-side fusion -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FusionPlan:
+    """How to run a `HybridRequest` on Qdrant.
+
+    `native` True: one fusion over the prefetches (`Fusion.Rrf(k=qdrant_k)` or DBSF), exact for equal
+    weights. Otherwise a formula `sum_i w_i * $score[i]` over prefetches that each fuse one signal alone
+    (single-list RRF gives 1/(qdrant_k + pos0), single-list DBSF gives the normalised score), which is the
+    hybrid module's weighted RRF / weighted DBSF exactly. Qdrant's own weighted RRF, 1/((pos0+1)/w + k-1),
+    is a different function, so it is never used for weights.
+    """
+
+    method: str
+    qdrant_k: int
+    signals: tuple[Signal, ...]
+    weights: tuple[float, ...]
+    native: bool
+    limit: int
+    candidates: int
+
+
+def plan_fusion(request: HybridRequest, *, empty: Sequence[Signal] = ()) -> FusionPlan:
+    """Check a hybrid request and decide how Qdrant runs it; `empty` names signals with an empty query.
+
+    Signals with an empty query are dropped: they return no document, so they change no fused score. A
+    signal with weight 0 stays (its documents take part with a 0 contribution, as in the hybrid module).
+    """
+    fusion = request.fusion
+    check_k(request.k)
+    check_k(request.candidates, "candidates")
+    if fusion.method not in ("rrf", "dbsf"):
+        raise UnsupportedOperation(f"Qdrant fuses server-side with 'rrf' or 'dbsf', not {fusion.method!r}")
+    if fusion.missing != "zero":
+        raise UnsupportedOperation(
+            "Qdrant fusion counts a document missing from a list as 0 (missing='zero')"
+        )
+    signals = request.signals()
+    if not signals:
+        raise ValueError("a hybrid request needs at least one of sparse, dense or text")
+    weights = tuple(float(w) for w in fusion.weights) if fusion.weights is not None else (1.0,) * len(signals)
+    if len(weights) != len(signals):
+        raise ValueError(f"fusion has {len(weights)} weights for {len(signals)} signals {signals}")
+    for signal, w in zip(signals, weights, strict=True):
+        if not math.isfinite(w) or w < 0:
+            raise ValueError(f"fusion weight for {signal!r} must be finite and >= 0, got {w!r}")
+    if fusion.method == "rrf" and (isinstance(fusion.rank_constant, bool) or fusion.rank_constant < 0):
+        raise ValueError(f"rank_constant must be >= 0, got {fusion.rank_constant!r}")
+    kept = [(s, w) for s, w in zip(signals, weights, strict=True) if s not in empty]
+    native = all(w == 1.0 for _, w in kept)
+    return FusionPlan(
+        method=fusion.method,
+        qdrant_k=int(fusion.rank_constant) + 1,
+        signals=tuple(s for s, _ in kept),
+        weights=tuple(w for _, w in kept),
+        native=native,
+        limit=request.k,
+        candidates=max(request.candidates, request.k),
+    )

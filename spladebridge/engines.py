@@ -1,0 +1,333 @@
+"""Engine URL -> connector: `qdrant-edge://PATH`, `qdrant://HOST:PORT`, `http(s)://...` (ES / OpenSearch).
+
+`connect()` picks and builds the connector for a URL. Connector modules and engine client libraries are
+imported only when that engine is used, so a missing optional client gives a one-line "pip install" hint
+instead of an ImportError. For `http(s)://` the flavour comes from `engine=` or from the engine's own
+`GET /` answer.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import os
+import re
+import ssl
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Literal, TypeAlias, cast
+from urllib.parse import urlsplit
+
+from spladebridge.connectors.base import Connector, IndexSpec
+from spladebridge.connectors.http_settings import (
+    ES_ENV_PREFIX,
+    OS_ENV_PREFIX,
+    HttpSettings,
+    HttpSettingsError,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "ENGINES",
+    "EngineConfigError",
+    "EngineKind",
+    "EngineTarget",
+    "client_libraries",
+    "connect",
+    "detect_http_engine",
+    "install_hint",
+    "parse_engine_url",
+]
+
+EngineKind: TypeAlias = Literal["qdrant-edge", "qdrant", "elasticsearch", "opensearch"]
+ENGINES: tuple[EngineKind, ...] = ("qdrant-edge", "qdrant", "elasticsearch", "opensearch")
+DEFAULT_URL = "qdrant-edge://.spladebridge"
+QDRANT_API_KEY_ENV = "SPLADEBRIDGE_QDRANT_API_KEY"
+
+# engine -> (connector module, class name, client distribution, pip extra)
+_CONNECTORS: dict[EngineKind, tuple[str, str, str, str]] = {
+    "qdrant-edge": ("spladebridge.connectors.qdrant_edge", "QdrantEdgeConnector", "qdrant-edge-py", ""),
+    "qdrant": ("spladebridge.connectors.qdrant", "QdrantConnector", "qdrant-client", "qdrant"),
+    "elasticsearch": (
+        "spladebridge.connectors.elasticsearch",
+        "ElasticsearchConnector",
+        "elasticsearch",
+        "elasticsearch",
+    ),
+    "opensearch": (
+        "spladebridge.connectors.opensearch",
+        "OpenSearchConnector",
+        "opensearch-py",
+        "opensearch",
+    ),
+}
+# import names of the client libraries, to tell "client missing" from other ImportErrors
+_CLIENT_MODULES: dict[EngineKind, str] = {
+    "qdrant-edge": "qdrant_edge",
+    "qdrant": "qdrant_client",
+    "elasticsearch": "elasticsearch",
+    "opensearch": "opensearchpy",
+}
+
+
+class EngineConfigError(ValueError):
+    """The engine URL or settings cannot work (bad URL, unknown engine, missing client library)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineTarget:
+    """A parsed engine URL: the kind (None for http(s) until detected) and where it is."""
+
+    kind: EngineKind | None
+    url: str
+    path: Path | None = None
+    host: str | None = None
+    port: int | None = None
+    https: bool = False
+
+    def describe(self) -> str:
+        """The URL without credentials."""
+        if self.path is not None:
+            return f"qdrant-edge://{self.path}"
+        parts = urlsplit(self.url)
+        if parts.password is not None or parts.username is not None:
+            netloc = f"***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+            return parts._replace(netloc=netloc).geturl()
+        return self.url
+
+
+_USERINFO = re.compile(r"://[^/@\s]*@")
+
+
+def redact_url(text: str) -> str:
+    """`text` with any `user:password@` part of a URL replaced by `***@`, for messages and logs."""
+    if "://" in text:
+        return _USERINFO.sub("://***@", text)
+    return re.sub(r"^[^/@\s]*@", "***@", text)  # user:password@host without a scheme
+
+
+def parse_engine_url(url: str | None, engine: str | None = None) -> EngineTarget:
+    """Parse an engine URL; `engine` names the flavour for http(s) URLs (or must agree with the scheme)."""
+    text = (url or DEFAULT_URL).strip()
+    shown = redact_url(text)
+    if engine is not None and engine not in ENGINES:
+        raise EngineConfigError(f"unknown engine {engine!r}; expected one of {', '.join(ENGINES)}")
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise EngineConfigError(
+            f"engine URL {shown!r} has no scheme; use qdrant-edge://PATH, qdrant://HOST:PORT or http(s)://HOST:PORT"
+        )
+    scheme = scheme.lower()
+    if scheme == "qdrant-edge":
+        _agree(engine, "qdrant-edge", shown)
+        if not rest:
+            raise EngineConfigError(
+                f"engine URL {shown!r} names no folder (e.g. qdrant-edge://.spladebridge)"
+            )
+        return EngineTarget("qdrant-edge", text, path=Path(rest).expanduser())
+    if scheme in ("qdrant", "qdrants"):
+        _agree(engine, "qdrant", shown)
+        parts = urlsplit(text)
+        try:
+            port = parts.port or 6333
+        except ValueError:
+            raise EngineConfigError(f"engine URL {shown!r} has an invalid port") from None
+        if not parts.hostname:
+            raise EngineConfigError(f"engine URL {shown!r} names no host (e.g. qdrant://localhost:6333)")
+        return EngineTarget("qdrant", text, host=parts.hostname, port=port, https=scheme == "qdrants")
+    if scheme in ("http", "https"):
+        parts = urlsplit(text)
+        if not parts.hostname:
+            raise EngineConfigError(f"engine URL {shown!r} names no host (e.g. http://localhost:9200)")
+        if engine in ("qdrant-edge", "qdrant"):
+            raise EngineConfigError(f"--engine {engine} does not take an http(s) URL; use {engine}://...")
+        return EngineTarget(engine, text, host=parts.hostname, port=parts.port, https=scheme == "https")
+    raise EngineConfigError(
+        f"unknown engine URL scheme {scheme!r} in {shown!r}; use qdrant-edge://, qdrant://, http:// or https://"
+    )
+
+
+def _agree(engine: str | None, kind: EngineKind, url: str) -> None:
+    if engine is not None and engine != kind:
+        raise EngineConfigError(f"--engine {engine} contradicts the URL {url!r}, which is {kind}")
+
+
+def http_settings(
+    target: EngineTarget,
+    flavour: Literal["elasticsearch", "opensearch"],
+    *,
+    api_key: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ca_certs: str | None = None,
+    verify_certs: bool | None = None,
+    timeout: float | None = None,
+) -> HttpSettings:
+    """HTTP settings for an ES/OS target: arguments first, then SPLADEBRIDGE_ES_* / SPLADEBRIDGE_OS_* env."""
+    try:
+        return HttpSettings.resolve(
+            target.url,
+            api_key=api_key,
+            username=username,
+            password=password,
+            ca_certs=ca_certs,
+            verify_certs=verify_certs,
+            request_timeout=timeout,
+            env_prefix=ES_ENV_PREFIX if flavour == "elasticsearch" else OS_ENV_PREFIX,
+        )
+    except HttpSettingsError as exc:
+        raise EngineConfigError(str(exc)) from None
+
+
+def detect_http_engine(
+    settings: HttpSettings, *, timeout: float | None = None
+) -> Literal["elasticsearch", "opensearch"]:
+    """Ask the cluster's `GET /` which engine it is (OpenSearch says `version.distribution: opensearch`)."""
+    url = settings.urls[0].rstrip("/") + "/"
+    request = urllib.request.Request(url, headers={"Accept": "application/json", **dict(settings.headers)})
+    if settings.api_key is not None:
+        request.add_header("Authorization", f"ApiKey {settings.api_key.reveal()}")
+    elif settings.username is not None and settings.password is not None:
+        token = base64.b64encode(f"{settings.username}:{settings.password.reveal()}".encode()).decode("ascii")
+        request.add_header("Authorization", f"Basic {token}")
+    context: ssl.SSLContext | None = None
+    if url.startswith("https://"):
+        context = ssl.create_default_context(cafile=settings.ca_certs)
+        if settings.client_cert is not None:
+            context.load_cert_chain(settings.client_cert, settings.client_key)
+        if not settings.verify_certs:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+    where = settings.describe().split(" ")[0]
+    try:
+        with urllib.request.urlopen(
+            request, timeout=timeout or settings.request_timeout, context=context
+        ) as r:
+            body = json.loads(r.read().decode("utf-8"))
+            product = r.headers.get("X-elastic-product")
+    except urllib.error.HTTPError as exc:
+        raise EngineConfigError(
+            f"GET {where}/ answered HTTP {exc.code}; check the credentials, or pass --engine "
+            "elasticsearch|opensearch"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise EngineConfigError(f"cannot reach {where} ({reason})") from None
+    version = body.get("version", {}) if isinstance(body, dict) else {}
+    if isinstance(version, dict) and str(version.get("distribution", "")).lower() == "opensearch":
+        return "opensearch"
+    if product == "Elasticsearch" or (isinstance(body, dict) and "tagline" in body and "version" in body):
+        return "elasticsearch"
+    raise EngineConfigError(
+        f"{where} does not look like Elasticsearch or OpenSearch; pass --engine elasticsearch|opensearch"
+    )
+
+
+def install_hint(kind: EngineKind) -> str:
+    """The pip command that installs `kind`'s client library."""
+    _, _, distribution, extra = _CONNECTORS[kind]
+    return f"pip install 'spladebridge[{extra}]'" if extra else f"pip install {distribution}"
+
+
+def _connector_class(kind: EngineKind) -> Any:
+    module_name, class_name, distribution, _ = _CONNECTORS[kind]
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        client = _CLIENT_MODULES[kind]
+        if exc.name is not None and (exc.name == client or exc.name.startswith(client + ".")):
+            raise EngineConfigError(
+                f"the {kind} engine needs the {distribution} package: {install_hint(kind)}"
+            ) from None
+        raise
+    return getattr(module, class_name)
+
+
+def connect(
+    url: str | None = None,
+    *,
+    index: str | None = None,
+    spec: IndexSpec | None = None,
+    engine: str | None = None,
+    api_key: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ca_certs: str | None = None,
+    verify_certs: bool | None = None,
+    timeout: float | None = None,
+) -> Connector:
+    """A connector for the engine at `url` (default `qdrant-edge://.spladebridge`) and index `index`.
+
+    Qdrant Edge keeps each index in its own folder, `PATH/INDEX`. Credentials come from the arguments or
+    the environment (SPLADEBRIDGE_ES_* / SPLADEBRIDGE_OS_* for HTTP engines, SPLADEBRIDGE_QDRANT_API_KEY).
+    """
+    target = parse_engine_url(url, engine)
+    name = index or (spec.name if spec is not None else "spladebridge")
+    if spec is not None and spec.name != name:
+        raise EngineConfigError(f"index {name!r} differs from the spec's name {spec.name!r}")
+    _check_index_name(name)
+    if target.kind == "qdrant-edge":
+        assert target.path is not None
+        cls = _connector_class("qdrant-edge")
+        return cast(Connector, cls(target.path / name, spec))
+    if target.kind == "qdrant":
+        cls = _connector_class("qdrant")
+        from qdrant_client import QdrantClient
+
+        key = api_key if api_key is not None else os.environ.get(QDRANT_API_KEY_ENV) or None
+        client = QdrantClient(
+            host=target.host,
+            port=target.port,
+            https=target.https,
+            api_key=key,
+            timeout=int(timeout) if timeout is not None else None,
+        )
+        return cast(Connector, cls(client, spec, collection=name))
+
+    def settings_for(flavour: Literal["elasticsearch", "opensearch"]) -> HttpSettings:
+        return http_settings(
+            target,
+            flavour,
+            api_key=api_key,
+            username=username,
+            password=password,
+            ca_certs=ca_certs,
+            verify_certs=verify_certs,
+            timeout=timeout,
+        )
+
+    flavour = target.kind
+    if flavour is None:
+        flavour = detect_http_engine(settings_for("elasticsearch"), timeout=timeout)
+    assert flavour in ("elasticsearch", "opensearch")
+    settings = settings_for(flavour)
+    cls = _connector_class(flavour)
+    if flavour == "elasticsearch":
+        return cast(Connector, cls(settings=settings, index=name, spec=spec))
+    # OpenSearchConnector learns its index from ensure_index(spec)
+    connector = cast(Connector, cls(settings))
+    if spec is not None:
+        connector.ensure_index(spec)
+    return connector
+
+
+def _check_index_name(name: str) -> None:
+    if not name or name != name.strip() or any(c in name for c in '/\\*?"<>| ,#:') or name in (".", ".."):
+        raise EngineConfigError(
+            f"index name {name!r} is not usable: use letters, digits, '-', '_' and '.' (no spaces or slashes)"
+        )
+
+
+def client_libraries() -> dict[EngineKind, str | None]:
+    """Installed version of each engine's client library (None when missing), for `spladebridge engines`."""
+    out: dict[EngineKind, str | None] = {}
+    for kind, (_, _, distribution, _) in _CONNECTORS.items():
+        try:
+            out[kind] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            out[kind] = None
+    return out

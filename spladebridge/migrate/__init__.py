@@ -1,0 +1,72 @@
+"""Migrate a BM25 deployment (or any connector's index) to learned sparse + hybrid search.
+
+`migrate()` is the engine-neutral loop (source -> encode -> target, checkpointed, resumable, verified);
+`spladebridge.migrate.lucene_cluster` holds the Elasticsearch / OpenSearch side (reindex with an alias swap,
+in-place mapping + partial updates, PIT scans); `plan_migration()` is the `--dry-run`.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+from typing import Any
+
+from .core import MigrationError, MigrationReport, migrate
+from .lucene_bodies import AddedFields
+from .lucene_cluster import (
+    ClusterApi,
+    InPlaceTarget,
+    LuceneIndexSource,
+    MigrationSetupError,
+    ReindexTarget,
+    resolve_reindex,
+)
+from .plan import MigrationPlan, plan_migration
+from .sources import (
+    ConnectorSource,
+    ConnectorTarget,
+    MigrationSource,
+    MigrationTarget,
+    RecordFileSource,
+    SourceChanged,
+)
+from .state import MigrationState, StateError
+from .verify import QueryComparison, SampleCheck, VerificationReport
+
+__all__ = [
+    "AddedFields",
+    "ClusterApi",
+    "ConnectorSource",
+    "ConnectorTarget",
+    "InPlaceTarget",
+    "LuceneIndexSource",
+    "MigrationError",
+    "MigrationPlan",
+    "MigrationReport",
+    "MigrationSetupError",
+    "MigrationSource",
+    "MigrationState",
+    "MigrationTarget",
+    "QueryComparison",
+    "RecordFileSource",
+    "ReindexTarget",
+    "SampleCheck",
+    "SourceChanged",
+    "StateError",
+    "VerificationReport",
+    "migrate",
+    "plan_migration",
+    "resolve_reindex",
+]
+
+
+class _CallableModule(types.ModuleType):
+    """`spladebridge.migrate` names this package and (the top-level lazy export) the `migrate` function:
+    once the package is imported Python binds the name to the package, so the package forwards calls to the
+    function and `spladebridge.migrate(...)` works whatever was imported first."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> MigrationReport:
+        return migrate(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
