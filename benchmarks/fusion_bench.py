@@ -22,7 +22,6 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from spladebridge.hybrid.fusion import rrf, weighted_sum
 
 

@@ -92,6 +92,15 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     }
 
 
+def slope_per_min(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares trend of (seconds, MiB) samples in MiB per minute: ~0 when memory is flat."""
+    if len(points) < 3:
+        return None
+    t = np.asarray([p[0] for p in points])
+    m = np.asarray([p[1] for p in points])
+    return round(float(np.polyfit(t, m, 1)[0]) * 60.0, 2)
+
+
 def rss_mb() -> float:
     """The current resident set size in MiB (Linux /proc; elsewhere the peak, from getrusage)."""
     try:
@@ -236,7 +245,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "start": rss_start,
             "end": rss_end,
             "max": max([m for _, m in rss] + [rss_end]),
-            "second_half_growth": round(max(half) - min(half), 1),
+            "second_half_range": round(max(half) - min(half), 1),
+            "second_half_slope_mb_per_min": slope_per_min([(t, m) for t, m in rss if t >= args.duration / 2]),
+            "samples": [m for _, m in rss[:: max(1, len(rss) // 30)]],
         },
     }
 

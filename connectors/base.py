@@ -261,6 +261,17 @@ class Connector(ABC):
     def capabilities(self) -> Capabilities:
         """What this engine can do."""
 
+    def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int) -> str | None:
+        """Why the engine cannot run `fusion` over `sub_queries` signals with exactly the hybrid module's
+        semantics, or None when it can. Connectors refine this (normaliser, version, licence, plugins)."""
+        caps = self.capabilities()
+        if not caps.supports_server_fusion(fusion):
+            weighted = " with these weights" if fusion.weights is not None else ""
+            return f"{caps.engine} does not offer server-side {fusion.method}{weighted}"
+        if fusion.missing != "zero":
+            return f"{caps.engine} counts a document missing from a list as 0 (missing='zero')"
+        return None
+
     def flush(self) -> None:  # noqa: B027 - optional hook, a no-op where writes are immediately durable
         """Make written documents durable and searchable."""
 

@@ -280,7 +280,7 @@ class ElasticsearchConnector(Connector):
             notes=tuple(notes),
         )
 
-    def server_fusion_problem(self, fusion: ServerFusion) -> str | None:
+    def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int = 2) -> str | None:
         """Why this cluster cannot run `fusion` server-side exactly (None when it can). Finer than
         `Capabilities.supports_server_fusion`: it also checks the normaliser and missing-document rule."""
         caps = self.capabilities()

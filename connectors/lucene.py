@@ -76,7 +76,10 @@ def clean_query_vector(
         capped = capped.scale(scale)
         # float32 rounding can overshoot by one ulp; clip exactly to the bound.
         if capped.max_weight() > max_weight:
-            values = np.minimum(capped.values, np.float32(max_weight))
+            bound = np.float32(max_weight)
+            if float(bound) > max_weight:  # the nearest float32 can lie above the bound: step below it
+                bound = np.nextafter(bound, np.float32(0.0))
+            values = np.minimum(capped.values, bound)
             capped = SparseVector(capped.indices, values, sort=False)
     cleaned = clean_document_vector(capped)
     return CleanVector(cleaned.vector, dropped=cleaned.dropped, truncated_terms=truncated, scale=scale)

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from spladebridge.encoder.batching import pad_batch, plan_batches, windows
 from spladebridge.encoder.inputs import check_texts
 from spladebridge.encoder.models import resolve_model
@@ -77,14 +78,14 @@ class DenseEncoder:
         """Zero the cumulative counters in `stats`."""
         self.stats = EncodeStats()
 
-    def encode(self, texts: Iterable[str]) -> np.ndarray:
+    def encode(self, texts: Iterable[str]) -> NDArray[np.float32]:
         """Embeddings, float32 of shape (n, dim), in input order."""
         rows = list(self.iter_encode(texts))
         if not rows:
             return np.empty((0, self.dim), dtype=np.float32)
         return np.stack(rows)
 
-    def iter_encode(self, texts: Iterable[str]) -> Iterator[np.ndarray]:
+    def iter_encode(self, texts: Iterable[str]) -> Iterator[NDArray[np.float32]]:
         """Stream embeddings (one float32 vector per text) in input order, `stream_window` texts at a time."""
         self.last_stats = call_stats = EncodeStats()
         for window in windows(check_texts(texts), self.stream_window):
@@ -109,7 +110,7 @@ class DenseEncoder:
             self.stats.add(window_stats)
             yield from out
 
-    def _embed(self, sequences: list[list[int]]) -> np.ndarray:
+    def _embed(self, sequences: list[list[int]]) -> NDArray[np.float32]:
         model = self._load()
         input_ids, mask = pad_batch(sequences, self._tokenizer.pad_id, self.device)
         with torch.inference_mode():
@@ -118,7 +119,7 @@ class DenseEncoder:
             summed = (hidden * weights).sum(dim=1)
             mean = summed / weights.sum(dim=1).clamp(min=1e-9)
             normed = torch.nn.functional.normalize(mean, p=2.0, dim=1)
-        result: np.ndarray = normed.cpu().numpy().astype(np.float32, copy=False)
+        result: NDArray[np.float32] = normed.cpu().numpy().astype(np.float32, copy=False)
         return result
 
     def __repr__(self) -> str:

@@ -205,6 +205,8 @@ class IdfTable:
         """Read a table written by `save`, or an `idf.json` token -> weight map."""
         try:
             obj = json.loads(Path(path).read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise IdfTableError(f"{path}: not UTF-8 text (byte {exc.start}); IDF tables are JSON") from None
         except json.JSONDecodeError as exc:
             raise IdfTableError(f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from None
         return cls.from_json_obj(obj, source=str(path))

@@ -199,9 +199,13 @@ class VocabPooler:
         row_l1 = rows.abs().sum(dim=1)
         screened = torch.empty((len(lengths), self.vocab_size), dtype=torch.float32, device=rows.device)
         chunk = self.vocab_chunk
+        # one products buffer per call, reused across chunks (fewer large allocations, less heap fragmentation)
+        buffer = torch.empty(padded * min(chunk, self.vocab_size), dtype=torch.int32, device=rows.device)
         for c0 in range(0, self.vocab_size, chunk):
             c1 = min(c0 + chunk, self.vocab_size)
-            products = torch._int_mm(rows_int8, self._w_int8[c0:c1].T)
+            products = torch._int_mm(
+                rows_int8, self._w_int8[c0:c1].T, out=buffer[: padded * (c1 - c0)].view(padded, c1 - c0)
+            )
             for text, (r0, r1) in enumerate(itertools.pairwise(bounds)):
                 screened[text, c0:c1] = products[r0:r1].amax(dim=0)
         screened.mul_(self._w_scale * row_scale).add_(self._bias32)

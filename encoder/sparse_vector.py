@@ -49,6 +49,10 @@ class SparseVector:
     ) -> None:
         idx = np.asarray(indices)
         val = np.asarray(values)
+        if idx.size and idx.dtype.kind not in "biuf":
+            raise SparseVectorError(f"indices must be integers, got {idx.dtype} values such as {idx.flat[0]!r}")
+        if val.size and val.dtype.kind == "c":
+            raise SparseVectorError("values must be real numbers, got complex ones")
         if idx.ndim != 1 or val.ndim != 1:
             raise SparseVectorError(f"indices and values must be 1-D, got shapes {idx.shape} and {val.shape}")
         if idx.shape[0] != val.shape[0]:
@@ -77,6 +81,11 @@ class SparseVector:
             raise SparseVectorError(
                 f"weight at position {bad} (id {int(idx[bad])}) is negative: {val64[bad]!r}; "
                 "learned-sparse weights are non-negative"
+            )
+        if val64.size and val64.max() > np.finfo(np.float32).max:
+            bad = int(np.argmax(val64))
+            raise SparseVectorError(
+                f"weight at position {bad} (id {int(idx[bad])}) is too large for float32: {val64[bad]!r}"
             )
         idx32 = idx.astype(np.int32, copy=True)
         val32 = val64.astype(np.float32)

@@ -23,6 +23,7 @@ from typing import Any, Literal, TypeAlias
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from spladebridge.encoder.batching import pad_batch, plan_batches, windows
 from spladebridge.encoder.idf import IdfTable
 from spladebridge.encoder.inputs import check_texts
@@ -352,11 +353,11 @@ class SpladeEncoder:
             parts = parts[:top_k]
         return [(self.vocab[token_id], value) for token_id, value in parts]
 
-    def similarity(self, a: Sequence[SparseVector], b: Sequence[SparseVector]) -> np.ndarray:
+    def similarity(self, a: Sequence[SparseVector], b: Sequence[SparseVector]) -> NDArray[np.float32]:
         """Dot-product matrix, shape (len(a), len(b)), float32 (like sentence-transformers' `similarity`)."""
         left = SparseVector.to_csr(list(a), self.vocab_size).astype(np.float64)
         right = SparseVector.to_csr(list(b), self.vocab_size).astype(np.float64)
-        product: np.ndarray = (left @ right.T).toarray().astype(np.float32)
+        product: NDArray[np.float32] = (left @ right.T).toarray().astype(np.float32)
         return product
 
     def sparsity_stats(

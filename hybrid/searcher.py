@@ -7,7 +7,6 @@ either way the results are the same. Each hit carries its fused score and each s
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -191,9 +190,9 @@ class HybridSearcher:
     ) -> tuple[ServerFusion | None, str | None]:
         """The `ServerFusion` to send, or None and why not.
 
-        Besides `Capabilities.supports_server_fusion` (method and weights), a connector's own
-        `server_fusion_problem(fusion[, sub_queries])` is consulted where it has one (Elasticsearch and
-        OpenSearch check normaliser, missing-document rule and version there).
+        Besides `Capabilities.supports_server_fusion` (method and weights), the connector's
+        `server_fusion_problem(fusion, sub_queries)` is consulted (Elasticsearch and OpenSearch check
+        normaliser, missing-document rule, version and licence there).
         """
         if len(self.signals) < 2:
             return None, "a single signal needs no fusion"
@@ -202,12 +201,9 @@ class HybridSearcher:
             return None, "this setting exists only client-side"
         if not caps.supports_server_fusion(wanted):
             return None, f"{caps.engine} does not offer server-side {wanted.method} with these weights"
-        check = getattr(self.connector, "server_fusion_problem", None)
-        if callable(check):
-            takes_count = len(inspect.signature(check).parameters) >= 2
-            problem = check(wanted, len(self.signals)) if takes_count else check(wanted)
-            if problem:
-                return None, str(problem)
+        problem = self.connector.server_fusion_problem(wanted, len(self.signals))
+        if problem:
+            return None, problem
         return wanted, None
 
     def _check_two_stage(self, setting: TwoStage) -> None:

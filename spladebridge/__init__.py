@@ -39,6 +39,10 @@ _LAZY: dict[str, str] = {
     "FusedHit": "spladebridge.hybrid",
     "RRF": "spladebridge.hybrid",
     "WeightedSum": "spladebridge.hybrid",
+    "TwoStage": "spladebridge.hybrid",
+    "SignalResult": "spladebridge.hybrid",
+    "tune": "spladebridge.hybrid",
+    "TuningResult": "spladebridge.hybrid",
     "ingest": "spladebridge.ingest",
     "IngestReport": "spladebridge.ingest",
     "IngestInterrupted": "spladebridge.ingest",
@@ -55,7 +59,16 @@ if TYPE_CHECKING:
     from spladebridge.encoder.idf import IdfTable
     from spladebridge.encoder.splade import SpladeEncoder
     from spladebridge.engines import connect
-    from spladebridge.hybrid import RRF, FusedHit, HybridSearcher, WeightedSum
+    from spladebridge.hybrid import (
+        RRF,
+        FusedHit,
+        HybridSearcher,
+        SignalResult,
+        TuningResult,
+        TwoStage,
+        WeightedSum,
+        tune,
+    )
     from spladebridge.ingest import IngestInterrupted, IngestReport, ingest
     from spladebridge.migrate import migrate
 
@@ -93,14 +106,18 @@ __all__ = [
     "QdrantConnector",
     "QdrantEdgeConnector",
     "Range",
+    "SignalResult",
     "SparseVector",
     "SpladeEncoder",
     "Term",
     "Terms",
+    "TuningResult",
+    "TwoStage",
     "WeightedSum",
     "WriteReport",
     "__version__",
     "connect",
     "ingest",
     "migrate",
+    "tune",
 ]

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from spladebridge.encoder.idf import IdfTable
 from spladebridge.encoder.inputs import EncoderInputError
 from spladebridge.encoder.models import default_model_dir
@@ -75,7 +74,9 @@ def test_matches_sentence_transformers_sparse_encoder(
     assert np.array_equal(got > 1e-4, expected > 1e-4)
 
 
-def test_output_is_deterministic_and_independent_of_batching(encoder: SpladeEncoder, texts: list[str]) -> None:
+def test_output_is_deterministic_and_independent_of_batching(
+    encoder: SpladeEncoder, texts: list[str]
+) -> None:
     together = encoder.encode_documents(texts)
     again = encoder.encode_documents(texts)
     assert together == again
@@ -157,7 +158,8 @@ def test_document_and_query_pruning(texts: list[str]) -> None:
 
 
 def test_decode_and_explain(encoder: SpladeEncoder) -> None:
-    query, doc = encoder.encode_queries(["white matter in newborn brains"])[0], encoder.encode_documents(
+    query = encoder.encode_queries(["white matter in newborn brains"])[0]
+    doc = encoder.encode_documents(
         ["Diffusion imaging of cerebral white matter in preterm newborn infants."]
     )[0]
     decoded = encoder.decode(doc, top_k=5)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from spladebridge.encoder.idf import IdfTable, IdfTableError
 from spladebridge.encoder.sparse_vector import SparseVector
 
@@ -68,6 +67,7 @@ def test_plain_token_weight_map_loads(tmp_path: Path) -> None:
     ("content", "pattern"),
     [
         ("{not json", r"not valid JSON \(line 1"),
+        (b"\x80\x04pickle", r"not UTF-8 text \(byte 0\)"),
         ("[1, 2]", "expected a JSON object"),
         ('{"apple": "high"}', "weight of token 'apple' is not a number"),
         ('{"apple": -1}', "weight of token 'apple' is negative"),
@@ -75,9 +75,9 @@ def test_plain_token_weight_map_loads(tmp_path: Path) -> None:
         ('{"format": "spladebridge.idf", "version": 1, "idf": {}, "default": 0}', "missing field 'n_docs'"),
     ],
 )
-def test_bad_files_say_what_is_wrong(tmp_path: Path, content: str, pattern: str) -> None:
+def test_bad_files_say_what_is_wrong(tmp_path: Path, content: str | bytes, pattern: str) -> None:
     path = tmp_path / "idf.json"
-    path.write_text(content)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
     with pytest.raises(IdfTableError, match=pattern):
         IdfTable.load(path)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from transformers import BertConfig, BertForMaskedLM
-
 from spladebridge.encoder.mlm_head import MlmHeadError, VocabPooler, split_mlm_head
+from transformers import BertConfig, BertForMaskedLM
 
 
 def naive_splade(rows: torch.Tensor, lengths: list[int], weight: torch.Tensor, bias: torch.Tensor, how: str):
@@ -95,7 +94,7 @@ def test_split_head_refuses_a_non_linear_output_layer() -> None:
         def get_output_embeddings(self) -> None:
             return None
 
-    with pytest.raises(MlmHeadError, match="torch.nn.Linear"):
+    with pytest.raises(MlmHeadError, match=r"torch\.nn\.Linear"):
         split_mlm_head(NoHead(), torch.tensor([[1]]))
 
 

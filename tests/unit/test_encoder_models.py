@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from spladebridge.encoder import models
 from spladebridge.encoder.models import ModelNotFoundError, default_model_dir, resolve_model
 
@@ -49,7 +48,7 @@ def test_missing_local_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_folder_without_config_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(ModelNotFoundError, match="no config.json"):
+    with pytest.raises(ModelNotFoundError, match=r"no config\.json"):
         resolve_model(tmp_path, "splade")
 
 

@@ -255,7 +255,7 @@ def test_query_errors(encoders) -> None:  # type: ignore[no-untyped-def]
 class _PickyConnector(FakeConnector):
     """Advertises rrf and linear but, like the Elasticsearch connector, refuses some settings in detail."""
 
-    def server_fusion_problem(self, fusion: ServerFusion) -> str | None:
+    def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int) -> str | None:
         return "no zscore here" if fusion.normalizer == "zscore" else None
 
 

@@ -116,8 +116,7 @@ def test_feature_namer_rejects_unknown_names_with_a_typed_error(name: str) -> No
 # -- SparseVector ------------------------------------------------------------------------------------------
 
 finite = st.floats(min_value=0.0, max_value=1e30, allow_nan=False, allow_infinity=False, width=32)
-# Finite values beyond float32's range are left to test_weight_overflowing_float32_is_rejected (xfail until
-# the requested fix lands in encoder/sparse_vector.py).
+# Finite values beyond float32's range are covered by test_weight_overflowing_float32_is_rejected.
 F32_MAX = float(np.finfo(np.float32).max)
 any_float = st.floats(allow_nan=True, allow_infinity=True).filter(
     lambda v: not math.isfinite(v) or abs(v) <= F32_MAX
@@ -168,21 +167,11 @@ def test_each_kind_of_bad_sparse_input_names_the_problem(indices: Any, values: A
         SparseVector(indices, values, vocab_size=30522)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encoder/sparse_vector.py (lead's file) casts float64 -> float32 after the finiteness check, so "
-    "1e300 is stored as inf; the fix is requested in the reliability report",
-)
 def test_weight_overflowing_float32_is_rejected() -> None:
-    with pytest.raises(SparseVectorError, match=r"not finite|float32"):
+    with pytest.raises(SparseVectorError, match="too large for float32"):
         SparseVector([1], [1e300])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="encoder/sparse_vector.py (lead's file): string ids raise numpy's TypeError, not SparseVectorError; "
-    "fix requested in the reliability report",
-)
 def test_string_ids_give_a_sparse_vector_error() -> None:
     with pytest.raises(SparseVectorError):
         SparseVector(["a"], [1.0])
@@ -367,3 +356,39 @@ def test_parser_accepts_any_unicode_text_and_rejects_surrogates(text: str) -> No
     record = RecordParser().parse({"_id": "x", "text": text}, 0, "item 0")
     has_surrogate = any(0xD800 <= ord(c) <= 0xDFFF for c in text)
     assert (record.document is None) == has_surrogate
+
+
+# -- query translation -------------------------------------------------------------------------------------
+
+sparse_vectors = st.dictionaries(
+    st.integers(0, 30521), st.floats(min_value=0.0009765625, max_value=65536.0, width=32), max_size=300
+).map(SparseVector.from_dict)
+
+
+@given(sparse_vectors, st.none() | st.integers(1, 200), st.none() | st.floats(min_value=1e-3, max_value=1e4))
+def test_sparse_queries_translate_to_finite_json_engines_accept(
+    vec: SparseVector, max_terms: int | None, max_weight: float | None
+) -> None:
+    from spladebridge.connectors.es_bodies import sparse_vector_query
+    from spladebridge.connectors.lucene import clean_query_vector
+    from spladebridge.connectors.lucene_queries import rank_features_query
+
+    cleaned = clean_query_vector(vec, max_terms=max_terms, max_weight=max_weight).vector
+    assert max_terms is None or cleaned.nnz <= max_terms
+    assert max_weight is None or not cleaned.nnz or cleaned.max_weight() <= max_weight
+    namer = FeatureNamer(default_vocabulary_cached())
+    features = namer.to_features(cleaned)
+    for body in (sparse_vector_query("splade", features), rank_features_query("splade", features)):
+        text = json.dumps(body, allow_nan=False)  # NaN / inf would be rejected by the engine
+        assert json.loads(text) == body
+    assert all(engine_rejects(name) is None and 0 < w < math.inf for name, w in features.items())
+    assert namer.from_features(features) == cleaned
+
+
+_VOCAB: list[str] = []
+
+
+def default_vocabulary_cached() -> list[str]:
+    if not _VOCAB:
+        _VOCAB.extend(default_vocabulary())
+    return _VOCAB
