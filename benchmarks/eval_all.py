@@ -5,7 +5,7 @@ Runs `spladebridge.evaluation.run_evaluation` on scifact, nfcorpus, cranfield an
 
 - benchmarks/results/eval_<dataset>.json: the full report of each dataset (as `spladebridge eval --json`)
 - benchmarks/results/eval_summary.json: nDCG@10 / Recall@100 / MRR@10 per system per dataset, targets, machine
-- benchmarks/eval_ndcg10.png: nDCG@10 per system per dataset, published numbers as markers
+- benchmarks/eval_ndcg10.png: nDCG@10 per system per dataset, published numbers as black lines
 - the `## Retrieval quality` section of benchmarks/README.md, between its eval:begin / eval:end markers
 
 Encoded vectors and indexes are cached under .spladebridge/eval-cache, so a second run only searches.
@@ -105,11 +105,11 @@ def markdown(
         "",
         "Systems: "
         + "; ".join(
-            f"`{name}`: {next(iter(reports.values())).systems[name].description}"
+            f"`{name}`: {next(iter(reports.values())).systems[name].description.split(', weights tuned')[0].split(', equal weights')[0]}"
             for name in systems
             if name in next(iter(reports.values())).systems
         )
-        + ".",
+        + " (the weights of each dataset are in the fusion details below).",
         "",
         "### nDCG@10",
         "",
@@ -174,9 +174,11 @@ def markdown(
         "",
         *NOTES,
         "",
-        "Encoding and indexing time of each dataset (s, this run; 0 when cached): "
+        "Vectors and indexes come from `.spladebridge/eval-cache` when an earlier run of the same code, data "
+        "and models left them there; encoder throughput has its own section. This run, in seconds: "
         + ", ".join(
             f"{ds} encode {r.timings_s.get('encode_s', 0):.0f} / index {r.timings_s.get('index_s', 0):.0f}"
+            f" ({'index reused' if 'index reused from an earlier run' in r.notes else 'index built'})"
             for ds, r in reports.items()
         )
         + ".",

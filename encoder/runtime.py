@@ -95,6 +95,7 @@ class BatchRunner:
 
     def __init__(self, device: torch.device) -> None:
         self.workers = torch.get_num_threads() if device.type == "cpu" else 1
+        self.in_flight = 2 * self.workers if self.workers > 1 else 1  # batches alive at once, at most
         self._executor: ThreadPoolExecutor | None = None
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -113,7 +114,7 @@ class BatchRunner:
         pending: deque[Future[R]] = deque()
         for item in items:
             pending.append(pool.submit(fn, item))
-            if len(pending) >= 2 * self.workers:
+            if len(pending) >= self.in_flight:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()

@@ -50,7 +50,9 @@ class SparseVector:
         idx = np.asarray(indices)
         val = np.asarray(values)
         if idx.size and idx.dtype.kind not in "biuf":
-            raise SparseVectorError(f"indices must be integers, got {idx.dtype} values such as {idx.flat[0]!r}")
+            raise SparseVectorError(
+                f"indices must be integers, got {idx.dtype} values such as {idx.flat[0]!r}"
+            )
         if val.size and val.dtype.kind == "c":
             raise SparseVectorError("values must be real numbers, got complex ones")
         if idx.ndim != 1 or val.ndim != 1:

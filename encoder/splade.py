@@ -106,9 +106,10 @@ class SpladeEncoder:
     """Encodes documents and queries into SPLADE `SparseVector`s over the model's vocabulary.
 
     `model`: None (the offline SPLADE-tiny default), a hub name or a local folder. `max_length` truncates
-    (counted in `stats.truncated`); `batch_size * max_length` is the default token budget per forward pass
-    (`max_batch_tokens`, shared by the CPU worker threads, so memory does not grow with cores). Documents can be pruned to `doc_max_terms` top terms and `doc_min_weight`; queries
-    to `query_max_terms` (engines cap clauses per query). `query_mode="model"` encodes queries with the
+    (counted in `stats.truncated`). `max_batch_tokens` (default `batch_size * max_length`) is the padded-token
+    budget shared by all batches in flight; on CPU whole batches run in parallel on one worker thread per
+    torch thread (see `runtime.BatchRunner`), so memory does not grow with cores. Documents can be pruned to
+    `doc_max_terms` top terms and `doc_min_weight`; queries to `query_max_terms` (engines cap clauses). `query_mode="model"` encodes queries with the
     same model (or `query_model=`); `"inference_free"` weights each query token by `idf` (an `IdfTable`
     or a path to its JSON) with no model call.
     """
@@ -284,7 +285,7 @@ class SpladeEncoder:
             live = [pos for pos, empty in enumerate(encoded.empty) if not empty]
             batches = plan_batches(
                 [len(encoded.ids[pos]) for pos in live],
-                max_tokens=max(self.max_batch_tokens // self._runner.workers, self.max_length),
+                max_tokens=max(self.max_batch_tokens // self._runner.in_flight, self.max_length),
                 max_items=self.batch_size * 8,
             )
             if batches:

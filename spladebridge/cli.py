@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import logging
 import sys
@@ -179,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     migrate_cli.add_parser(sub, parents=[_common()])
     sub.add_parser("demo", add_help=False, help="index a bundled corpus and run example queries")
+    sub.add_parser(
+        "eval", add_help=False, help="measure BM25, SPLADE, dense and hybrid quality on a BEIR folder"
+    )
     return parser
 
 
@@ -643,13 +647,16 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose >= 2 else logging.ERROR)
 
 
+_PASSTHROUGH = {"demo": "spladebridge.demo", "eval": "spladebridge.evaluation.cli"}
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the process exit code."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["demo"]:
-        from spladebridge import demo
-
-        return int(demo.main(args_list[1:]))
+    if args_list and args_list[0] in _PASSTHROUGH:
+        # commands with parsers of their own: hand them the rest of the line
+        module = importlib.import_module(_PASSTHROUGH[args_list[0]])
+        return int(module.main(args_list[1:]))
     out = out or sys.stdout
     args = build_parser().parse_args(args_list)
     _setup_logging(args.verbose, args.quiet)

@@ -62,7 +62,8 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     parser.add_argument(
         "--engine",
         default="edge",
-        help="'edge' (Qdrant Edge under the cache dir, default), 'edge:///DIR', or an engine URL",
+        help="'edge' (Qdrant Edge under the cache dir, default) or an engine URL: qdrant-edge://DIR, "
+        "qdrant://HOST:PORT, http(s)://HOST:PORT",
     )
     parser.add_argument(
         "--signals",

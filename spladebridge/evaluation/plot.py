@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["plot_metric"]
 
@@ -17,7 +18,7 @@ def plot_metric(
     published: Mapping[str, Mapping[str, float]] | None = None,
     title: str | None = None,
 ) -> Path:
-    """Grouped bars of `metric` per system per dataset, published reference values as markers; returns path.
+    """Grouped bars of `metric` per system per dataset, published values as black lines; returns the path.
 
     `reports` is `{dataset: {system: {metric: value}}}`; `published` is `{label: {dataset: value}}`.
     """
@@ -37,23 +38,29 @@ def plot_metric(
         ys = [reports[ds].get(system, {}).get(metric, 0.0) for ds in datasets]
         bars = ax.bar(xs, ys, width=width, label=system)
         ax.bar_label(bars, labels=[f"{y:.2f}" for y in ys], fontsize=6, padding=1)
-    markers = ["_", "x", "+", "1"]
+    styles: tuple[Any, ...] = ("--", ":", "-.", "-")
+    top = 0.0
     for j, (label, values) in enumerate((published or {}).items()):
-        pts = [(d, values[ds]) for d, ds in enumerate(datasets) if ds in values]
-        if pts:
-            ax.scatter(
-                [p[0] for p in pts],
-                [p[1] for p in pts],
-                marker=markers[j % len(markers)],
-                s=400,
-                color="black",
-                linewidths=2,
-                label=label,
+        first = True
+        for d, ds in enumerate(datasets):
+            if ds not in values:
+                continue
+            top = max(top, values[ds])
+            ax.hlines(
+                values[ds],
+                d - 0.45,
+                d + 0.45,
+                colors="black",
+                linestyles=styles[j % len(styles)],
+                linewidth=1.5,
+                label=label if first else "_nolegend_",
                 zorder=3,
             )
+            first = False
     ax.set_xticks(range(len(datasets)), datasets)
     ax.set_ylabel(metric)
-    ax.set_ylim(0, 1)
+    best = max([top] + [m.get(metric, 0.0) for by_sys in reports.values() for m in by_sys.values()])
+    ax.set_ylim(0, min(1.0, best + 0.15))
     ax.set_title(title or f"{metric} per system per dataset", fontsize=10)
     ax.legend(fontsize=7, ncols=2, loc="upper right")
     fig.tight_layout()
