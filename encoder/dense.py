@@ -16,7 +16,7 @@ import torch
 from numpy.typing import NDArray
 from spladebridge.encoder.batching import pad_batch, plan_batches, windows
 from spladebridge.encoder.inputs import check_texts
-from spladebridge.encoder.models import resolve_model
+from spladebridge.encoder.models import quiet_loading, resolve_model
 from spladebridge.encoder.runtime import TextTokenizer, configure_threads, resolve_device, resolve_dtype
 from spladebridge.encoder.stats import EncodeStats
 
@@ -68,9 +68,10 @@ class DenseEncoder:
         if self._model is None:
             from transformers import AutoModel
 
-            model: Any = AutoModel.from_pretrained(
-                self._resolved.name_or_path, dtype=self.dtype, **self._resolved.load_kwargs
-            )
+            with quiet_loading():
+                model: Any = AutoModel.from_pretrained(
+                    self._resolved.name_or_path, dtype=self.dtype, **self._resolved.load_kwargs
+                )
             self._model = model.to(self.device).eval()
         return self._model
 

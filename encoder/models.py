@@ -9,7 +9,9 @@ An explicit name or path always wins, so `naver/splade-v3` works wherever a hub 
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeAlias
@@ -21,6 +23,7 @@ __all__ = [
     "ModelNotFoundError",
     "ResolvedModel",
     "default_model_dir",
+    "quiet_loading",
     "resolve_model",
 ]
 
@@ -104,3 +107,19 @@ def resolve_model(name_or_path: str | Path | None, kind: ModelKind) -> ResolvedM
             )
         return ResolvedModel(str(path.resolve()), local=True)
     return ResolvedModel(text, local=False)
+
+
+@contextlib.contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Hide transformers' weight-loading progress bar while a model loads (a library should not draw on the
+    caller's terminal); the caller's own setting is restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if was_enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()

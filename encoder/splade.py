@@ -28,7 +28,7 @@ from spladebridge.encoder.batching import pad_batch, plan_batches, windows
 from spladebridge.encoder.idf import IdfTable
 from spladebridge.encoder.inputs import check_texts
 from spladebridge.encoder.mlm_head import Pooling, VocabPooler, split_mlm_head
-from spladebridge.encoder.models import ResolvedModel, resolve_model
+from spladebridge.encoder.models import ResolvedModel, quiet_loading, resolve_model
 from spladebridge.encoder.runtime import (
     BatchRunner,
     TextTokenizer,
@@ -75,9 +75,10 @@ class _MlmSide:
         if self._model is None or self._pooler is None:
             from transformers import AutoModelForMaskedLM
 
-            model: Any = AutoModelForMaskedLM.from_pretrained(
-                self.resolved.name_or_path, dtype=self.dtype, **self.resolved.load_kwargs
-            )
+            with quiet_loading():
+                model: Any = AutoModelForMaskedLM.from_pretrained(
+                    self.resolved.name_or_path, dtype=self.dtype, **self.resolved.load_kwargs
+                )
             model = model.to(self.device).eval()
             probe = self.tokenizer.encode(["spladebridge checks the vocabulary head"]).ids[0]
             weight, bias = split_mlm_head(model, torch.tensor([probe], device=self.device))

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TextIO
 
 from spladebridge.connectors.base import Signal
+from spladebridge.encoder.models import DEFAULT_MODELS, ModelKind, ModelNotFoundError, default_model_dir
 
 __all__ = ["DemoQuery", "load_demo_corpus", "load_demo_queries", "main"]
 
@@ -64,6 +65,17 @@ def _fingerprint(corpus_text: str, sparse_model: str, dense_model: str) -> str:
         digest.update(part.encode("utf-8"))
         digest.update(b"\0")
     return digest.hexdigest()
+
+
+def _model_label(name: str, kind: ModelKind) -> str:
+    """A short label: the default models by their names, anything else by the name it was given."""
+    try:
+        if Path(name) == default_model_dir(kind):
+            default = DEFAULT_MODELS[kind]
+            return f"{default.description}, bundled in {default.distribution}"
+    except ModelNotFoundError:
+        pass
+    return name
 
 
 def _snippet(text: str, width: int) -> str:
@@ -153,7 +165,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
 
         searcher = HybridSearcher(store, sparse, dense, signals=SIGNALS, fusion=RRF(k=60), candidates=100)
         print(
-            f"\nModels: SPLADE {sparse.model_name} | dense {dense.model_name}. "
+            f"\nModels: sparse {_model_label(sparse.model_name, 'splade')} | "
+            f"dense {_model_label(dense.model_name, 'dense')}.\n"
             "Fusion: RRF k=60 over sparse, dense and BM25 "
             "(ranks are 1-based; '-' = not in that signal's top 100).",
             file=out,
