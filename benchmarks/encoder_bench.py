@@ -60,8 +60,9 @@ def build_random_base_model(folder: Path) -> None:
     import shutil
 
     import torch
-    from spladebridge.encoder.models import default_model_dir
     from transformers import BertConfig, BertForMaskedLM
+
+    from spladebridge.encoder.models import default_model_dir
 
     torch.manual_seed(0)
     config = BertConfig(

@@ -19,6 +19,7 @@ import numpy as np
 from elastic_transport import ApiResponseMeta, BaseNode, HttpHeaders
 from elastic_transport._node import NodeApiResponse
 from elasticsearch import Elasticsearch
+
 from spladebridge.connectors.base import Document, IndexSpec
 from spladebridge.connectors.bulk import BulkConfig
 from spladebridge.connectors.elasticsearch import ElasticsearchConnector

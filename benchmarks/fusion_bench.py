@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from spladebridge.hybrid.fusion import rrf, weighted_sum
 
 

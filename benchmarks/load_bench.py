@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import Document, HybridRequest, IndexSpec, ServerFusion
 from spladebridge.connectors.filters import Term
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import Connector, Document, HybridRequest, IndexSpec, ServerFusion
 from spladebridge.encoder.sparse_vector import SparseVector
 
@@ -174,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from qdrant_client import QdrantClient
+
     from spladebridge.connectors.qdrant import QdrantConnector
     from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 

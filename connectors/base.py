@@ -15,6 +15,7 @@ from typing import Any, Literal, Self, TypeAlias
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.encoder.sparse_vector import SparseVector
 

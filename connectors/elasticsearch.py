@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import (
     Capabilities,
     Connector,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from spladebridge.connectors.base import DocId, Document, IndexSpec
 from spladebridge.connectors.es_bodies import META_FIELD
 from spladebridge.connectors.lucene import clean_document_vector

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = [

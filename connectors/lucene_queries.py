@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from spladebridge.connectors.filters import Filter, FilterLike, Range, Term, Terms, as_filter
 from spladebridge.connectors.token_names import TokenNameError, decode_token, encode_token
 from spladebridge.encoder.sparse_vector import SparseVector

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import DocId, Document, IndexSpec, UnsupportedOperation
 from spladebridge.connectors.bulk import BulkConfig
 from spladebridge.connectors.filters import FilterLike

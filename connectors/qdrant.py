@@ -19,6 +19,7 @@ import qdrant_edge as qe
 from numpy.typing import NDArray
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
 from spladebridge.connectors.base import (
     Capabilities,
     Connector,

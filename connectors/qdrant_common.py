@@ -16,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import (
     DocId,
     Document,

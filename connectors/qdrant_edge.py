@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import numpy as np
 import qdrant_edge as qe
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import (
     Capabilities,
     Connector,

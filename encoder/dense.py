@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 from numpy.typing import NDArray
+
 from spladebridge.encoder.batching import pad_batch, plan_batches, windows
 from spladebridge.encoder.inputs import check_texts
 from spladebridge.encoder.models import quiet_loading, resolve_model

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.encoder.sparse_vector import SparseVector
 
 if TYPE_CHECKING:

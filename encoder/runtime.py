@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
+
 from spladebridge.encoder.models import ResolvedModel
 
 __all__ = [

@@ -24,6 +24,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 import torch
 from numpy.typing import NDArray
+
 from spladebridge.encoder.batching import pad_batch, plan_batches, windows
 from spladebridge.encoder.idf import IdfTable
 from spladebridge.encoder.inputs import check_texts

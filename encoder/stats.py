@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = ["EncodeStats", "SparsityStats", "sparsity_stats"]

@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = ["DenseTextEncoder", "ExplainingSparseEncoder", "SparseDocumentEncoder", "SparseQueryEncoder"]

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+
 from spladebridge.hybrid.fusion import FusionError, RankedList
 
 __all__ = ["rescore"]

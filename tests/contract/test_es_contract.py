@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from es_fake import MiniES, Request
 from es_spec import load_spec
+
 from spladebridge.connectors.base import Document, HybridRequest, IndexSpec, ServerFusion
 from spladebridge.connectors.elasticsearch import ElasticsearchConnector
 from spladebridge.connectors.filters import Filter, Range, Term, Terms

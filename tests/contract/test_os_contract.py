@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from opensearchpy.serializer import JSONSerializer
 from os_spec import OpenSearchSpec, load_spec
+
 from spladebridge.connectors.base import Document, HybridRequest, IndexSpec, ServerFusion
 from spladebridge.connectors.filters import Filter, Range, Term, Terms
 from spladebridge.connectors.opensearch import (

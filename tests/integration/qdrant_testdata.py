@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import DocId, Document, IndexSpec
 from spladebridge.encoder.sparse_vector import SparseVector
 

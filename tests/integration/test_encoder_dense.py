@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+
 from spladebridge.encoder.dense import DenseEncoder
 from spladebridge.encoder.inputs import EncoderInputError
 from spladebridge.encoder.models import default_model_dir

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from spladebridge.encoder.idf import IdfTable
 from spladebridge.encoder.inputs import EncoderInputError
 from spladebridge.encoder.models import default_model_dir

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from spladebridge.connectors.base import Document, IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 from spladebridge.encoder.dense import DenseEncoder

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 from spladebridge.encoder.dense import DenseEncoder
 from spladebridge.encoder.splade import SpladeEncoder
 from spladebridge.hybrid.searcher import HybridSearcher
-
 from spladebridge.ingest import ingest
 
 pytestmark = pytest.mark.slow

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 
+from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 from spladebridge.ingest import IngestInterrupted, ingest
 
 UNIT = Path(__file__).resolve().parents[1] / "unit"

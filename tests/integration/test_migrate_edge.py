@@ -11,9 +11,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
-
 from spladebridge.migrate import ConnectorSource, ConnectorTarget, RecordFileSource, migrate, plan_migration
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
-
 from spladebridge.migrate import ConnectorTarget, RecordFileSource, migrate
 
 FAKES = Path(__file__).resolve().parents[1] / "unit" / "migrate_fakes.py"

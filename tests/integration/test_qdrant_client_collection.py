@@ -10,6 +10,7 @@ import pytest
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 from qdrant_testdata import SPEC, make_docs, query_dense, query_sparse
+
 from spladebridge.connectors.base import (
     ConnectorError,
     HybridRequest,

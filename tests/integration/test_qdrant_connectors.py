@@ -19,6 +19,7 @@ from qdrant_testdata import (
     query_dense,
     query_sparse,
 )
+
 from spladebridge.connectors.base import Connector, ConnectorError, Document, IndexSpec, UnsupportedOperation
 from spladebridge.connectors.filters import Filter, Range, Term, Terms
 from spladebridge.connectors.qdrant import QdrantConnector

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from qdrant_testdata import SPEC, make_docs, query_sparse
+
 from spladebridge.connectors.base import ConnectorError, IndexSpec
 from spladebridge.connectors.qdrant_edge import SPEC_FILE, QdrantEdgeConnector
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient
 from qdrant_testdata import SPEC, assert_same_ranking, make_docs, query_dense, query_sparse
+
 from spladebridge.connectors.base import Connector, HybridRequest, ServerFusion
 from spladebridge.connectors.filters import FilterLike, Range, Terms
 from spladebridge.connectors.qdrant import QdrantConnector

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from spladebridge.connectors.base import ConnectorError, IndexSpec
 from spladebridge.connectors.filters import Term
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 from spladebridge.hybrid.searcher import HybridSearcher
 from spladebridge.hybrid.settings import RRF
-
 from spladebridge.ingest import ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))

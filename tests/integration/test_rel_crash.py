@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
-
 from spladebridge.ingest import ingest
 from spladebridge.migrate import ConnectorTarget, RecordFileSource, migrate
 from spladebridge.testing import FaultyConnector, rejects

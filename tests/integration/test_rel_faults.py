@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
-
 from spladebridge.ingest import IngestReport, ingest
 from spladebridge.migrate import ConnectorTarget, MigrationError, RecordFileSource, migrate
 from spladebridge.testing import FATAL_STATUS, FaultyConnector, InjectedOutage, rejects
@@ -235,6 +235,7 @@ def test_migrate_long_outage_fails_then_resume_completes(
 
 def test_fault_decisions_are_deterministic_and_near_the_rates() -> None:
     from ingest_fakes import MemoryConnector
+
     from spladebridge.connectors.base import Document
 
     def run(seed: int) -> list[tuple[str, bool, str]]:

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from spladebridge.connectors.base import Document, IndexSpec, UnsupportedOperation
 from spladebridge.connectors.filters import Filter, FilterError, Range, Term, Terms
 from spladebridge.connectors.lucene_queries import filter_clauses

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from spladebridge.connectors.base import Document, HybridRequest, IndexSpec, ServerFusion
 from spladebridge.connectors.elasticsearch import ElasticsearchConnector
 from spladebridge.connectors.filters import Term

@@ -16,9 +16,9 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
-
 from spladebridge.migrate import ConnectorTarget, migrate
 from spladebridge.migrate.lucene_bodies import AddedFields
 from spladebridge.migrate.lucene_cluster import (

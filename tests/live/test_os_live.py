@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+
 from spladebridge.connectors.base import Document, HybridRequest, IndexSpec, ServerFusion
 from spladebridge.connectors.bulk import BulkConfig
 from spladebridge.connectors.filters import Term

@@ -18,6 +18,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "integration"))
 
 from qdrant_testdata import SPEC, assert_same_ranking, brute_sparse, make_docs, query_dense, query_sparse
+
 from spladebridge.connectors.base import HybridRequest, IndexSpec, ServerFusion
 from spladebridge.connectors.filters import Range
 from spladebridge.connectors.qdrant import QdrantConnector

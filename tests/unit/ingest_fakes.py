@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import (
     Capabilities,
     Connector,

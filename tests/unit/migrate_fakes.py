@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import Connector, DocId, Document, ItemOutcome, WriteReport
 from spladebridge.encoder.sparse_vector import SparseVector
 

@@ -20,6 +20,7 @@ from urllib.parse import unquote
 import numpy as np
 from opensearchpy import OpenSearch
 from opensearchpy.connection import Connection
+
 from spladebridge.connectors.lucene import truncate_9bit
 from spladebridge.connectors.opensearch import ID_FIELD
 

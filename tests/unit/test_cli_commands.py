@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 from ingest_fakes import HashDenseEncoder, HashSparseEncoder, corpus, write_jsonl
-from spladebridge.encoder.stats import sparsity_stats
 
 from spladebridge import cli
+from spladebridge.encoder.stats import sparsity_stats
 
 
 @pytest.fixture(autouse=True)

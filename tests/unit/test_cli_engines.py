@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from spladebridge.connectors.http_settings import HttpSettings
 
 from spladebridge import engines
+from spladebridge.connectors.http_settings import HttpSettings
 from spladebridge.engines import EngineConfigError, detect_http_engine, parse_engine_url
 
 ES_ROOT = {

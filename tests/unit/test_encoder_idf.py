@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from spladebridge.encoder.idf import IdfTable, IdfTableError
 from spladebridge.encoder.sparse_vector import SparseVector
 

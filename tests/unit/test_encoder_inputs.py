@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from spladebridge.encoder.batching import pad_batch, plan_batches, windows
 from spladebridge.encoder.inputs import EncoderInputError, check_texts, coerce_text
 

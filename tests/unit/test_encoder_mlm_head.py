@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from spladebridge.encoder.mlm_head import MlmHeadError, VocabPooler, split_mlm_head
 from transformers import BertConfig, BertForMaskedLM
+
+from spladebridge.encoder.mlm_head import MlmHeadError, VocabPooler, split_mlm_head
 
 
 def naive_splade(rows: torch.Tensor, lengths: list[int], weight: torch.Tensor, bias: torch.Tensor, how: str):

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from spladebridge.encoder import models
 from spladebridge.encoder.models import ModelNotFoundError, default_model_dir, resolve_model
 

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 import torch
+
 from spladebridge.encoder.runtime import BatchRunner, resolve_device, resolve_dtype
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.encoder.stats import EncodeStats, sparsity_stats
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from spladebridge.connectors.es_bodies import (
     EsVersion,
     check_index_name,

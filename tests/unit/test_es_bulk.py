@@ -8,6 +8,7 @@ import pytest
 from elastic_transport import ConnectionError as TransportConnectionError
 from elasticsearch.helpers import streaming_bulk
 from es_fake import FakeCluster, Reply, Request, bulk_reply
+
 from spladebridge.connectors.base import ItemOutcome
 from spladebridge.connectors.bulk import BulkAction, BulkConfig, format_bulk_error, run_bulk
 

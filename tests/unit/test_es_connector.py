@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from es_fake import MiniES
+
 from spladebridge.connectors.base import (
     ConnectorError,
     Document,

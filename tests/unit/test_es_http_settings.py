@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from elasticsearch import Elasticsearch
+
 from spladebridge.connectors.http_settings import (
     HttpSettings,
     HttpSettingsError,

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
-from spladebridge.encoder.sparse_vector import SparseVector
 
+from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.evaluation.cache import CacheError, VectorCache, fingerprint_object, fingerprint_path
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from spladebridge.connectors.base import IndexSpec
-
 from spladebridge.evaluation.engine import describe_engine, open_engine
 
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numpy.typing import NDArray
+
 from spladebridge.connectors.base import Capabilities, Connector, DocId, Document, Hit, IndexSpec, WriteReport
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.encoder.sparse_vector import SparseVector
-
 from spladebridge.evaluation.runner import EvalConfig, run_evaluation
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from spladebridge.connectors.filters import Filter, FilterError, Range, Term, Terms, as_filter
 
 

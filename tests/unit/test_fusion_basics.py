@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from spladebridge.hybrid.fusion import (
     FusionError,
     convex,

@@ -6,6 +6,7 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from spladebridge.hybrid.fusion import rrf, weighted_sum
 
 IDS = st.one_of(st.integers(0, 30), st.sampled_from(["a", "b", "c", "d", "e", "f", "g", "1", "2"]))

@@ -10,6 +10,7 @@ from itertools import pairwise
 
 import numpy as np
 import pytest
+
 from spladebridge.hybrid.fusion import rrf, weighted_sum
 
 fusion_ref = pytest.importorskip("qdrant_client.hybrid.fusion")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from spladebridge.hybrid.fusion import rrf, weighted_sum
 
 ranx = pytest.importorskip("ranx")

@@ -12,6 +12,7 @@ from hybrid_fakes import (
     FakeSparseEncoder,
     make_documents,
 )
+
 from spladebridge.connectors.base import ServerFusion
 from spladebridge.connectors.filters import Term
 from spladebridge.hybrid import (

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import pytest
+
 from spladebridge.hybrid import RRF, TwoStage, WeightedSum
 from spladebridge.hybrid.tuning import default_grid, evaluate, parse_metric, tune
 

@@ -15,9 +15,9 @@ from ingest_fakes import (
     corpus,
     write_jsonl,
 )
-from spladebridge.connectors.base import Document, ItemOutcome
 
 from spladebridge.checkpoint import CheckpointError
+from spladebridge.connectors.base import Document, ItemOutcome
 from spladebridge.ingest import IngestInterrupted, ingest
 from spladebridge.readers import ReaderError
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from spladebridge.connectors.lucene import (
     FLOAT_MIN_NORMAL,
     clean_document_vector,

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from migrate_fakes import HashSparseEncoder, MemoryTarget
-from spladebridge.connectors.base import Document
 
+from spladebridge.connectors.base import Document
 from spladebridge.migrate import (
     MigrationError,
     RecordFileSource,

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from spladebridge.connectors.base import Document, IndexSpec
 from spladebridge.connectors.filters import Filter, Range, Term, Terms
 from spladebridge.connectors.lucene import lucene_dot

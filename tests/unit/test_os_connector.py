@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from os_fake import FakeOpenSearch, Request
+
 from spladebridge.connectors.base import (
     ConnectorError,
     Document,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from spladebridge.connectors.base import ServerFusion
 from spladebridge.connectors.opensearch_pipelines import plan_fusion
 from spladebridge.hybrid import fusion as fuse

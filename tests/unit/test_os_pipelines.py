@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from spladebridge.connectors.base import ServerFusion
 from spladebridge.connectors.opensearch_pipelines import (
     PipelineError,

@@ -7,6 +7,7 @@ import uuid
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from spladebridge.connectors.ids import (
     ID_KEY,
     ID_TYPE_KEY,

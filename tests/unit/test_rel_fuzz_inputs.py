@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+
 from spladebridge.connectors.lucene_queries import FeatureNameError, FeatureNamer
 from spladebridge.connectors.token_names import TokenNameError, decode_token, encode_token, is_safe_name
 from spladebridge.encoder.sparse_vector import SparseVector, SparseVectorError
-
 from spladebridge.readers import ReaderError, RecordParser, iter_records
 
 # -- token names ----------------------------------------------------------------------------------------

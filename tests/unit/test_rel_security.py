@@ -22,15 +22,15 @@ from urllib.parse import quote
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
+from spladebridge import cli
+from spladebridge.checkpoint import Checkpoint, CheckpointError
+from spladebridge.config import ConfigError, resolve
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.es_bodies import check_index_name
 from spladebridge.connectors.filters import Range, Term, Terms
 from spladebridge.connectors.http_settings import HttpSettings, InsecureTLSWarning
 from spladebridge.connectors.lucene_queries import bm25_query, filter_clauses
-
-from spladebridge import cli
-from spladebridge.checkpoint import Checkpoint, CheckpointError
-from spladebridge.config import ConfigError, resolve
 from spladebridge.engines import EngineConfigError, parse_engine_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -321,7 +321,6 @@ class _Trap:
 
 def test_loaders_refuse_pickles_without_running_them(tmp_path: Path) -> None:
     from spladebridge.encoder.idf import IdfTable
-
     from spladebridge.migrate import MigrationState, StateError
 
     marker = tmp_path / "pwned"

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from spladebridge.encoder.sparse_vector import SparseVector, SparseVectorError
 
 weights_maps = st.dictionaries(

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from spladebridge.connectors.token_names import TokenNameError, decode_token, encode_token, is_safe_name
 
 
