@@ -46,7 +46,6 @@ from spladebridge.connectors.base import (
 from spladebridge.connectors.bulk import BulkAction, BulkConfig, run_bulk
 from spladebridge.connectors.es_bodies import (
     META_FIELD,
-    SPEC_META_KEY,
     EsVersion,
     SparseFieldType,
     check_index_name,
@@ -59,7 +58,6 @@ from spladebridge.connectors.es_bodies import (
     search_body,
     signal_retriever,
     sparse_vector_query,
-    spec_from_meta,
 )
 from spladebridge.connectors.es_documents import (
     DocumentError,
@@ -70,6 +68,7 @@ from spladebridge.connectors.es_documents import (
 )
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.http_settings import ES_ENV_PREFIX, HttpSettings
+from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_from_meta
 from spladebridge.connectors.lucene import (
     DEFAULT_MAX_CLAUSES,
     clean_query_vector,

@@ -11,7 +11,6 @@ by default from 9.2 (`index.mapping.exclude_source_vectors`).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from spladebridge.connectors.base import IndexSpec, Signal
+from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_from_meta, spec_to_meta
 
 __all__ = [
     "META_FIELD",
@@ -43,9 +43,6 @@ SparseFieldType: TypeAlias = Literal["sparse_vector", "rank_features"]
 
 #: Source key holding the original id and the names of the text fields (mapped `enabled: false`).
 META_FIELD = "sb_meta"
-#: Key under the mapping's `_meta` where the IndexSpec is kept.
-SPEC_META_KEY = "spladebridge"
-_SPEC_VERSION = 1
 _KEYWORD_IGNORE_ABOVE = 8191  # keyword terms are capped at 32766 bytes; 8191 chars always fit in UTF-8
 _INDEX_NAME_BAD = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 
@@ -137,58 +134,6 @@ def check_index_name(name: str) -> str:
     if len(name.encode("utf-8")) > 255:
         raise ValueError(f"index name {name!r} is longer than 255 bytes")
     return name
-
-
-# -- the stored spec ----------------------------------------------------------------------------------
-
-
-def spec_to_meta(spec: IndexSpec, sparse_type: SparseFieldType, namer_mode: str) -> dict[str, Any]:
-    """What goes under `mappings._meta.spladebridge`: the spec, the sparse type and the naming mode."""
-    return {
-        "spec_version": _SPEC_VERSION,
-        "sparse_field": spec.sparse_field,
-        "sparse_type": sparse_type,
-        "feature_names": namer_mode,
-        "dense_field": spec.dense_field,
-        "dense_dim": spec.dense_dim,
-        "text_fields": list(spec.text_fields),
-        "sparse_idf": spec.sparse_idf,
-        "lexical": spec.lexical,
-        "options": _json_options(spec.options),
-    }
-
-
-def _json_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON-serialisable part of `IndexSpec.options` (kept so a reopened index queries the same way)."""
-    kept: dict[str, Any] = {}
-    for key, value in options.items():
-        try:
-            json.dumps(value, allow_nan=False)
-        except (TypeError, ValueError):
-            continue
-        kept[str(key)] = value
-    return kept
-
-
-def spec_from_meta(name: str, meta: Mapping[str, Any]) -> IndexSpec:
-    """The IndexSpec kept by `spec_to_meta`; ValueError names what is missing."""
-    if not isinstance(meta, Mapping) or meta.get("spec_version") != _SPEC_VERSION:
-        raise ValueError(
-            f"index {name!r} has no spladebridge spec (version {_SPEC_VERSION}) in its mapping _meta"
-        )
-    try:
-        return IndexSpec(
-            name=name,
-            sparse_field=str(meta["sparse_field"]),
-            dense_field=meta["dense_field"],
-            dense_dim=meta["dense_dim"],
-            text_fields=tuple(meta["text_fields"]),
-            sparse_idf=bool(meta.get("sparse_idf", False)),
-            lexical=bool(meta.get("lexical", True)),
-            options=dict(meta.get("options") or {}),
-        )
-    except KeyError as exc:
-        raise ValueError(f"index {name!r}: stored spec lacks {exc}") from None
 
 
 # -- mappings -----------------------------------------------------------------------------------------

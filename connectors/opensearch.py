@@ -56,9 +56,10 @@ from spladebridge.connectors.base import (
     WriteReport,
 )
 from spladebridge.connectors.bulk import BulkAction, StreamingBulk, run_bulk
-from spladebridge.connectors.es_bodies import SPEC_META_KEY, check_index_name, spec_from_meta, spec_to_meta
+from spladebridge.connectors.es_bodies import check_index_name
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.http_settings import OS_ENV_PREFIX, HttpSettings
+from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_from_meta, spec_to_meta
 from spladebridge.connectors.lucene_queries import FeatureNamer
 from spladebridge.connectors.opensearch_bodies import (
     ID_FIELD,

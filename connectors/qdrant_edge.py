@@ -21,6 +21,7 @@ import numpy as np
 import qdrant_edge as qe
 from numpy.typing import NDArray
 
+from spladebridge.atomic import write_text_atomic
 from spladebridge.connectors.base import (
     Capabilities,
     Connector,
@@ -494,10 +495,7 @@ class QdrantEdgeConnector(Connector):
             raise ConnectorError(f"cannot read the index spec {path}: {exc}") from None
 
     def _write_spec(self, spec: IndexSpec) -> None:
-        path = self.path / SPEC_FILE
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(spec_to_json(spec), indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(self.path / SPEC_FILE, json.dumps(spec_to_json(spec), indent=2, sort_keys=True))
 
     def _check_open(self) -> None:
         if self._closed:

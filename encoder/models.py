@@ -117,9 +117,9 @@ def quiet_loading() -> Iterator[None]:
 
     was_enabled = hf_logging.is_progress_bar_enabled()
     if was_enabled:
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
         if was_enabled:
-            hf_logging.enable_progress_bar()
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from spladebridge.atomic import write_text_atomic
 
 __all__ = ["CHECKPOINT_VERSION", "Checkpoint", "CheckpointError", "SettledPositions"]
 
@@ -144,18 +145,7 @@ class Checkpoint:
 
     def save(self) -> None:
         """Write atomically: a temporary file in the same folder, fsync, then `os.replace`."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_json_obj(), separators=(",", ":"))
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path, json.dumps(self.to_json_obj(), separators=(",", ":")))
 
 
 def _describe(source: object) -> str:

@@ -59,22 +59,38 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _common(json_output: bool = True) -> _Parser:
+    """The engine, settings and output options every sub-command shares, as a parent parser."""
     p = _Parser(add_help=False)
+    _add_common_options(p, json_output)
+    return p
+
+
+def _add_common_options(
+    p: argparse.ArgumentParser,
+    json_output: bool = True,
+    *,
+    index: bool = True,
+    url_help: str = "engine URL: qdrant-edge://PATH (default .spladebridge), "
+    "qdrant://HOST:PORT, http(s)://HOST:PORT",
+    api_key_help: str = "API key (better: SPLADEBRIDGE_API_KEY)",
+    password_help: str = "basic-auth password (better: SPLADEBRIDGE_PASSWORD)",
+) -> None:
+    """Add the engine, settings and output option groups to `p`.
+
+    `index=False` leaves out `--index` and the `*_help` texts replace the defaults (`spladebridge.migrate.cli`
+    run on its own uses both).
+    """
     g = p.add_argument_group("engine and settings")
-    g.add_argument(
-        "--url",
-        "-u",
-        help="engine URL: qdrant-edge://PATH (default .spladebridge), "
-        "qdrant://HOST:PORT, http(s)://HOST:PORT",
-    )
+    g.add_argument("--url", "-u", help=url_help)
     g.add_argument("--engine", choices=ENGINES, help="engine for an http(s) URL (default: ask the engine)")
-    g.add_argument("--index", "-i", help="index / collection name (default spladebridge)")
+    if index:
+        g.add_argument("--index", "-i", help="index / collection name (default spladebridge)")
     g.add_argument(
         "--config", help="TOML settings file (default ./spladebridge.toml, or $SPLADEBRIDGE_CONFIG)"
     )
-    g.add_argument("--api-key", help="API key (better: SPLADEBRIDGE_API_KEY)")
+    g.add_argument("--api-key", help=api_key_help)
     g.add_argument("--username", help="basic-auth user")
-    g.add_argument("--password", help="basic-auth password (better: SPLADEBRIDGE_PASSWORD)")
+    g.add_argument("--password", help=password_help)
     g.add_argument("--ca-certs", help="CA bundle to verify the engine's TLS certificate")
     g.add_argument(
         "--insecure", action="store_true", default=None, help="do not verify TLS certificates (unsafe)"
@@ -86,7 +102,6 @@ def _common(json_output: bool = True) -> _Parser:
     verbosity.add_argument("--quiet", "-q", action="store_true", help="only errors; no progress bar")
     if json_output:
         o.add_argument("--json", action="store_true", help="print one JSON object instead of text")
-    return p
 
 
 def _encoder_options(p: argparse.ArgumentParser, dense: bool = True) -> None:

@@ -17,7 +17,6 @@ import sys
 import threading
 import time
 import traceback
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any, Literal, Protocol, TypeAlias, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from spladebridge._callable_module import make_module_callable
 from spladebridge.checkpoint import Checkpoint, SettledPositions
 from spladebridge.connectors.base import Connector, DocId, Document, IndexSpec
 from spladebridge.dead_letter import DeadLetterFile
@@ -674,16 +674,6 @@ def _progress_bar(total: int | None, show: bool) -> Any:
     return tqdm(total=total, unit="doc", desc="ingest", dynamic_ncols=True, leave=True)
 
 
-class _CallableModule(types.ModuleType):
-    """Lets `spladebridge.ingest(...)` work even after `spladebridge.ingest` the module was imported.
-
-    Importing the submodule binds the name `ingest` on the package to the module, shadowing the function the
-    package re-exports; making the module callable keeps `spladebridge.ingest(source, ...)` working whatever
-    the import order.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> IngestReport:
-        return ingest(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+# `spladebridge.ingest(...)` keeps working after `spladebridge.ingest` the module was imported (the submodule
+# shadows the function the package re-exports).
+make_module_callable(__name__, "ingest")

@@ -7,10 +7,7 @@ in-place mapping + partial updates, PIT scans); `plan_migration()` is the `--dry
 
 from __future__ import annotations
 
-import sys
-import types
-from typing import Any
-
+from .._callable_module import make_module_callable
 from .core import MigrationError, MigrationReport, migrate
 from .lucene_bodies import AddedFields
 from .lucene_cluster import (
@@ -60,13 +57,7 @@ __all__ = [
 ]
 
 
-class _CallableModule(types.ModuleType):
-    """`spladebridge.migrate` names this package and (the top-level lazy export) the `migrate` function:
-    once the package is imported Python binds the name to the package, so the package forwards calls to the
-    function and `spladebridge.migrate(...)` works whatever was imported first."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> MigrationReport:
-        return migrate(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
+# `spladebridge.migrate` names this package and (the top-level lazy export) the `migrate` function: once the
+# package is imported Python binds the name to the package, so the package forwards calls to the function and
+# `spladebridge.migrate(...)` works whatever was imported first.
+make_module_callable(__name__, "migrate")

@@ -2,8 +2,8 @@
 
 Wiring (in `spladebridge/cli.py`): `p = migrate_cli.add_parser(sub, parents=[_common()])` in
 `build_parser()`, and `COMMANDS["migrate"] = lambda args, settings, out: migrate_cli.run(args, out)`.
-Without `parents`, `add_parser` adds its own engine and output options, so the module also runs alone:
-`python -m spladebridge.migrate.cli SOURCE ...`.
+Without `parents`, `add_parser` adds the same options itself (`_add_common_options`, less `--index`: SOURCE
+names the index), so the module also runs alone: `python -m spladebridge.migrate.cli SOURCE ...`.
 
 Modes: `reindex` and `in-place` take an Elasticsearch / OpenSearch index or alias on `--url`; `to-qdrant`
 copies one into a Qdrant collection (`--to qdrant-edge://PATH` or `qdrant://HOST:PORT`); `copy` re-encodes a
@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, NoReturn, TextIO
 
+from spladebridge.cli import _add_common_options
 from spladebridge.config import SETTINGS, Settings, resolve
 from spladebridge.connectors.base import Connector, IndexSpec
-from spladebridge.engines import ENGINES, connect, detect_http_engine, http_settings, parse_engine_url
+from spladebridge.engines import connect, detect_http_engine, http_settings, parse_engine_url
 
 from .core import MigrationError, MigrationReport, migrate
 from .lucene_bodies import AddedFields
@@ -63,27 +64,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _own_common(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("engine and settings")
-    g.add_argument(
-        "--url", "-u", help="engine URL of the source cluster or index (http(s)://, qdrant-edge://)"
+    """`spladebridge.cli`'s engine and output options for the sub-command run alone: no `--index` (SOURCE
+    names the index) and help that speaks of the source cluster."""
+    _add_common_options(
+        p,
+        index=False,
+        url_help="engine URL of the source cluster or index (http(s)://, qdrant-edge://)",
+        api_key_help="API key (better: SPLADEBRIDGE_ES_API_KEY / SPLADEBRIDGE_OS_API_KEY)",
+        password_help="basic-auth password (better: the environment)",
     )
-    g.add_argument("--engine", choices=ENGINES, help="engine for an http(s) URL (default: ask the engine)")
-    g.add_argument(
-        "--config", help="TOML settings file (default ./spladebridge.toml, or $SPLADEBRIDGE_CONFIG)"
-    )
-    g.add_argument("--api-key", help="API key (better: SPLADEBRIDGE_ES_API_KEY / SPLADEBRIDGE_OS_API_KEY)")
-    g.add_argument("--username", help="basic-auth user")
-    g.add_argument("--password", help="basic-auth password (better: the environment)")
-    g.add_argument("--ca-certs", help="CA bundle to verify the engine's TLS certificate")
-    g.add_argument(
-        "--insecure", action="store_true", default=None, help="do not verify TLS certificates (unsafe)"
-    )
-    g.add_argument("--timeout", type=float, help="engine request timeout in seconds")
-    o = p.add_argument_group("output")
-    verbosity = o.add_mutually_exclusive_group()
-    verbosity.add_argument("--verbose", "-v", action="count", default=0, help="more logging (-vv: debug)")
-    verbosity.add_argument("--quiet", "-q", action="store_true", help="only errors; no progress bar")
-    o.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
 def add_parser(

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
+
+from ..atomic import write_json_atomic
 
 __all__ = ["STATE_KIND", "STATE_VERSION", "MigrationState", "Phase", "StateError", "write_json_atomic"]
 
@@ -28,22 +29,6 @@ _PHASES: tuple[Phase, ...] = ("copy", "copied", "verified", "finished")
 
 class StateError(ValueError):
     """A checkpoint that cannot be used: unreadable, another format, or written for another migration."""
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    """Write `obj` as JSON to `path` atomically (temporary file in the same folder, fsync, `os.replace`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=str)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass(slots=True)
