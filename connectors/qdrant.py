@@ -11,43 +11,34 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-import numpy as np
-import qdrant_edge as qe
-from numpy.typing import NDArray
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
 from spladebridge.connectors.base import (
     Capabilities,
-    Connector,
     ConnectorError,
-    DocId,
-    Document,
     Hit,
     HybridRequest,
     IndexSpec,
     ItemOutcome,
-    Signal,
     UnsupportedOperation,
-    WriteReport,
 )
 from spladebridge.connectors.filters import FilterLike
-from spladebridge.connectors.ids import IdError, doc_id_from_payload, point_key, to_point_id
+from spladebridge.connectors.ids import PointId
+from spladebridge.connectors.qdrant_base import (
+    QdrantLikeConnector,
+    ReadyPoint,
+    hits_from_points,
+    vector_name,
+)
 from spladebridge.connectors.qdrant_common import (
-    DocumentError,
     FusionPlan,
-    PreparedDocument,
-    bm25_config_kwargs,
     bm25_vector_name,
     check_k,
-    check_query_dense,
-    document_from_payload,
-    hit_fields,
     plan_fusion,
-    prepare_document,
     spec_differences,
     spec_from_json,
     spec_to_json,
@@ -113,19 +104,7 @@ def _client_filter(value: FilterLike) -> models.Filter | None:
     return None if translated is None else models.Filter(must=translated.must)
 
 
-def _to_client_sparse(vector: SparseVector) -> models.SparseVector:
-    return models.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
-
-
-def _from_client_sparse(vector: Any) -> SparseVector:
-    if vector is None:
-        return SparseVector.empty()
-    return SparseVector(
-        np.asarray(vector.indices, dtype=np.int64), np.asarray(vector.values, dtype=np.float32)
-    )
-
-
-class QdrantConnector(Connector):
+class QdrantConnector(QdrantLikeConnector):
     """One Qdrant collection (named `spec.name`, or `collection`) through a `QdrantClient`.
 
     `QdrantClient(url=...)` talks to a server; `QdrantClient(":memory:")` or `QdrantClient(path=...)` run
@@ -247,72 +226,39 @@ class QdrantConnector(Connector):
         if self._close_client:
             self.client.close()
 
-    # -- writes ---------------------------------------------------------------------------------------
+    # -- engine primitives (the shared reads, writes and searches are in QdrantLikeConnector) -----------
 
-    def upsert(self, documents: Iterable[Document]) -> WriteReport:
-        """Insert or replace documents in batches (wait=True, retried); invalid documents fail alone."""
-        spec = self._require_spec()
-        report = WriteReport()
-        batch: list[object] = []
-        start = 0
-        for doc in documents:
-            batch.append(doc)
-            if len(batch) >= self.batch_size:
-                report.extend(self._upsert_batch(batch, start, spec))
-                start += len(batch)
-                batch = []
-        if batch:
-            report.extend(self._upsert_batch(batch, start, spec))
-        return report
-
-    def _upsert_batch(self, batch: Sequence[object], start: int, spec: IndexSpec) -> WriteReport:
-        outcomes: list[ItemOutcome | None] = [None] * len(batch)
-        ready: list[tuple[int, PreparedDocument, models.PointStruct]] = []
-        for offset, doc in enumerate(batch):
-            try:
-                prepared = prepare_document(doc, start + offset, spec)
-            except DocumentError as exc:
-                outcomes[offset] = ItemOutcome(_raw_id(doc), ok=False, status="invalid", error=str(exc))
-                continue
-            ready.append((offset, prepared, self._point(prepared, spec)))
-        if ready:
-            points = [p for _, _, p in ready]
-            attempts, error = self._write(lambda: self._upsert_points(points))
-            if error is None:
-                for offset, prepared, _ in ready:
-                    outcomes[offset] = ItemOutcome(
-                        prepared.doc_id, ok=True, status="upserted", attempts=attempts
-                    )
-            elif is_transient(error):
-                for offset, prepared, _ in ready:
-                    outcomes[offset] = ItemOutcome(
-                        prepared.doc_id, ok=False, status="error", error=_describe(error), retryable=True,
-                        attempts=attempts,
-                    )  # fmt: skip
-            else:  # a permanent error: isolate the documents that cause it, one by one
-                for offset, prepared, point in ready:
-                    more, item_error = self._write(functools.partial(self._upsert_points, [point]))
-                    outcomes[offset] = ItemOutcome(
-                        prepared.doc_id,
-                        ok=item_error is None,
-                        status="upserted" if item_error is None else "error",
-                        error=None if item_error is None else _describe(item_error),
-                        retryable=item_error is not None and is_transient(item_error),
-                        attempts=attempts + more,
-                    )
-        return WriteReport([o for o in outcomes if o is not None])
+    def _store_points(self, ready: list[ReadyPoint], outcomes: list[ItemOutcome | None]) -> None:
+        points = [p for _, _, p in ready]
+        attempts, error = self._write(lambda: self._upsert_points(points))
+        if error is None:
+            for offset, prepared, _ in ready:
+                outcomes[offset] = ItemOutcome(prepared.doc_id, ok=True, status="upserted", attempts=attempts)
+        elif is_transient(error):
+            for offset, prepared, _ in ready:
+                outcomes[offset] = ItemOutcome(
+                    prepared.doc_id, ok=False, status="error", error=_describe(error), retryable=True,
+                    attempts=attempts,
+                )  # fmt: skip
+        else:  # a permanent error: isolate the documents that cause it, one by one
+            for offset, prepared, point in ready:
+                more, item_error = self._write(functools.partial(self._upsert_points, [point]))
+                outcomes[offset] = ItemOutcome(
+                    prepared.doc_id,
+                    ok=item_error is None,
+                    status="upserted" if item_error is None else "error",
+                    error=None if item_error is None else _describe(item_error),
+                    retryable=item_error is not None and is_transient(item_error),
+                    attempts=attempts + more,
+                )
 
     def _upsert_points(self, points: list[models.PointStruct]) -> None:
         self.client.upsert(self._name(), points=points, wait=True)
 
-    def _point(self, doc: PreparedDocument, spec: IndexSpec) -> models.PointStruct:
-        vectors: dict[str, Any] = {spec.sparse_field: _to_client_sparse(doc.sparse)}
-        if doc.dense is not None and spec.dense_field is not None:
-            vectors[spec.dense_field] = doc.dense
-        if spec.lexical and doc.text:
-            bm25 = self._bm25.embed_document(doc.text)
-            vectors[bm25_vector_name(spec)] = models.SparseVector(indices=bm25.indices, values=bm25.values)
-        return models.PointStruct(id=doc.point_id, vector=vectors, payload=doc.payload)
+    def _make_point(
+        self, point_id: PointId, vectors: dict[str, Any], payload: dict[str, Any]
+    ) -> models.PointStruct:
+        return models.PointStruct(id=point_id, vector=vectors, payload=payload)
 
     def _write(self, call: Callable[[], object]) -> tuple[int, BaseException | None]:
         """Run a write, retrying transient errors with exponential backoff; (attempts, last error or None)."""
@@ -327,71 +273,33 @@ class QdrantConnector(Connector):
                     return attempts, exc
                 self._sleep(self.backoff_s * 2 ** (attempts - 1))
 
-    def delete(self, ids: Iterable[DocId]) -> WriteReport:
-        """Delete by id (wait=True, retried); absent ids succeed, invalid ids fail alone."""
-        self._require_spec()
-        outcomes: list[ItemOutcome] = []
-        valid: list[models.ExtendedPointId] = []
-        for i, doc_id in enumerate(ids):
-            try:
-                valid.append(to_point_id(doc_id))
-                outcomes.append(ItemOutcome(doc_id, ok=True, status="deleted"))
-            except IdError as exc:
-                outcomes.append(
-                    ItemOutcome(_raw_id(doc_id), ok=False, status="invalid", error=f"id {i}: {exc}")
-                )
-        if valid:
-            selector = models.PointIdsList(points=valid)
-            attempts, error = self._write(
-                lambda: self.client.delete(self._name(), points_selector=selector, wait=True)
-            )
-            outcomes = [
-                o
-                if not o.ok
-                else ItemOutcome(
-                    o.id,
-                    ok=error is None,
-                    status="deleted" if error is None else "error",
-                    error=None if error is None else _describe(error),
-                    retryable=error is not None and is_transient(error),
-                    attempts=attempts,
-                )
-                for o in outcomes
-            ]
-        return WriteReport(outcomes)
-
-    # -- reads ----------------------------------------------------------------------------------------
-
-    def get(self, ids: Sequence[DocId]) -> list[Document | None]:
-        """Documents by id, in the order asked, with vectors; None where absent."""
-        spec = self._require_spec()
-        point_ids = []
-        for i, doc_id in enumerate(ids):
-            try:
-                point_ids.append(to_point_id(doc_id))
-            except IdError as exc:
-                raise IdError(f"id {i}: {exc}") from None
-        if not point_ids:
-            return []
-        unique = list(dict.fromkeys(point_ids))
-        records = self._call(
-            "retrieve points",
-            lambda: self.client.retrieve(self._name(), ids=unique, with_payload=True, with_vectors=True),
+    def _delete_points(self, point_ids: list[PointId], outcomes: list[ItemOutcome]) -> list[ItemOutcome]:
+        """Delete with wait=True, retried; every valid id reports the attempts."""
+        valid: list[models.ExtendedPointId] = list(point_ids)
+        selector = models.PointIdsList(points=valid)
+        attempts, error = self._write(
+            lambda: self.client.delete(self._name(), points_selector=selector, wait=True)
         )
-        found = {point_key(r.id): self._document(r, spec) for r in records}
-        return [found.get(pid) for pid in point_ids]
+        return [
+            o
+            if not o.ok
+            else ItemOutcome(
+                o.id,
+                ok=error is None,
+                status="deleted" if error is None else "error",
+                error=None if error is None else _describe(error),
+                retryable=error is not None and is_transient(error),
+                attempts=attempts,
+            )
+            for o in outcomes
+        ]
 
-    def scan(self, batch_size: int = 500) -> Iterator[Document]:
-        """Every stored document with its payload and vectors, page by page."""
-        check_k(batch_size, "batch_size")
-        spec = self._require_spec()
-        offset: Any = None
-        while True:
-            records, offset = self._scroll(offset, batch_size)
-            for record in records:
-                yield self._document(record, spec)
-            if offset is None or not records:
-                return
+    def _retrieve(self, point_ids: list[PointId]) -> list[Any]:
+        ids: list[models.ExtendedPointId] = list(point_ids)
+        return self._call(
+            "retrieve points",
+            lambda: self.client.retrieve(self._name(), ids=ids, with_payload=True, with_vectors=True),
+        )
 
     def _scroll(self, offset: Any, limit: int) -> tuple[list[Any], Any]:
         name = self._name()
@@ -403,64 +311,43 @@ class QdrantConnector(Connector):
         )
         return list(records), next_offset
 
-    def count(self) -> int:
-        """Number of stored documents (exact)."""
+    def _count(self) -> int:
         self._require_spec()
         return int(self._call("count", lambda: self.client.count(self._name(), exact=True)).count)
 
-    def _document(self, record: Any, spec: IndexSpec) -> Document:
-        vectors = record.vector if isinstance(record.vector, dict) else {}
-        dense: NDArray[np.float32] | None = None
-        if spec.dense_field is not None and vectors.get(spec.dense_field) is not None:
-            dense = np.asarray(vectors[spec.dense_field], dtype=np.float32)
-        sparse = _from_client_sparse(vectors.get(spec.sparse_field))
-        return document_from_payload(record.payload, record.id, sparse, dense)
+    def _record_vectors(self, record: Any) -> Mapping[str, Any]:
+        return record.vector if isinstance(record.vector, dict) else {}
+
+    def _to_engine_sparse(self, vector: SparseVector) -> models.SparseVector:
+        return models.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
+
+    def _bm25_to_engine(self, embedding: Any) -> models.SparseVector:
+        return models.SparseVector(indices=embedding.indices, values=embedding.values)
+
+    def _bm25_query(self, text: str, spec: IndexSpec) -> models.SparseVector | None:
+        if not spec.lexical:
+            raise UnsupportedOperation(f"collection {spec.name!r} was created with lexical=False")
+        query = self._bm25.embed_query(text)
+        if not query.indices:
+            return None
+        return models.SparseVector(indices=query.indices, values=query.values)
+
+    def _nearest(self, query: Any, using: str, k: int, filter: FilterLike) -> list[Hit]:
+        return self._query(query=query, using=using, limit=k, filter=filter)
 
     # -- search ---------------------------------------------------------------------------------------
-
-    def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
-        """Top-k by sparse dot product (IDF-weighted when the collection was created with `sparse_idf`)."""
-        spec = self._require_spec()
-        check_k(k)
-        if not isinstance(vector, SparseVector):
-            raise TypeError(f"search_sparse needs a SparseVector, got {type(vector).__name__}")
-        if not vector:
-            return []
-        return self._query(query=_to_client_sparse(vector), using=spec.sparse_field, limit=k, filter=filter)
-
-    def search_dense(self, vector: NDArray[np.float32], k: int, filter: FilterLike = None) -> list[Hit]:
-        """Top-k by cosine similarity."""
-        spec = self._require_spec()
-        check_k(k)
-        values = check_query_dense(vector, spec)
-        return self._query(query=values, using=spec.dense_field, limit=k, filter=filter)
-
-    def search_text(self, text: str, k: int, filter: FilterLike = None) -> list[Hit]:
-        """Top-k by BM25 (Qdrant's BM25 token ids and formula, IDF modifier) over the text fields."""
-        spec = self._require_spec()
-        check_k(k)
-        query = self._bm25_query(text, spec)
-        if query is None:
-            return []
-        return self._query(query=query, using=bm25_vector_name(spec), limit=k, filter=filter)
 
     def search_hybrid(self, request: HybridRequest) -> list[Hit]:
         """Fuse sparse, dense and BM25 server-side (prefetches + RRF or DBSF), as the hybrid module fuses."""
         spec = self._require_spec()
-        queries: dict[Signal, Any] = {}
-        if request.sparse is not None:
-            queries["sparse"] = _to_client_sparse(request.sparse) if request.sparse else None
-        if request.dense is not None:
-            queries["dense"] = check_query_dense(request.dense, spec)
-        if request.text is not None:
-            queries["bm25"] = self._bm25_query(request.text, spec)
+        queries = self._signal_queries(request, spec)
         plan = plan_fusion(request, empty=[s for s, q in queries.items() if q is None])
         self._check_fusion_support(plan)
         if not plan.signals:
             return []
         flt = _client_filter(request.filter)
         leaves = [
-            models.Prefetch(query=queries[s], using=_using(s, spec), limit=plan.candidates, filter=flt)
+            models.Prefetch(query=queries[s], using=vector_name(s, spec), limit=plan.candidates, filter=flt)
             for s in plan.signals
         ]
         if plan.native:
@@ -485,14 +372,6 @@ class QdrantConnector(Connector):
         if not plan.native and not caps.weighted_fusion:
             raise UnsupportedOperation(f"Qdrant {caps.version} has no formula queries for weighted fusion")
 
-    def _bm25_query(self, text: str, spec: IndexSpec) -> models.SparseVector | None:
-        if not spec.lexical:
-            raise UnsupportedOperation(f"collection {spec.name!r} was created with lexical=False")
-        query = self._bm25.embed_query(text)
-        if not query.indices:
-            return None
-        return models.SparseVector(indices=query.indices, values=query.values)
-
     def _query(self, *, limit: int, filter: FilterLike, **kwargs: Any) -> list[Hit]:
         name = self._name()
         flt = _client_filter(filter)
@@ -502,15 +381,7 @@ class QdrantConnector(Connector):
                 name, limit=limit, query_filter=flt, with_payload=True, **kwargs
             ),
         )
-        return [
-            Hit(
-                id=doc_id_from_payload(p.payload, p.id),
-                score=float(p.score),
-                rank=rank,
-                fields=hit_fields(p.payload),
-            )
-            for rank, p in enumerate(response.points, start=1)
-        ]
+        return hits_from_points(response.points)
 
     # -- capabilities ---------------------------------------------------------------------------------
 
@@ -575,10 +446,6 @@ class QdrantConnector(Connector):
         except ValueError as exc:
             raise ConnectorError(f"collection {name!r} has an unreadable spladebridge spec: {exc}") from None
 
-    def _set_spec(self, spec: IndexSpec) -> None:
-        self.spec = spec
-        self._bm25 = qe.Bm25(qe.Bm25Config(**bm25_config_kwargs(spec))) if spec.lexical else None
-
     def _check_open(self) -> None:
         if self._closed:
             raise ConnectorError(f"the connector for collection {self.collection!r} is closed")
@@ -598,15 +465,6 @@ class QdrantConnector(Connector):
             raise ConnectorError(f"Qdrant could not {what} on {self.collection!r}: {_describe(exc)}") from exc
 
 
-def _using(signal: Signal, spec: IndexSpec) -> str:
-    if signal == "sparse":
-        return spec.sparse_field
-    if signal == "dense":
-        assert spec.dense_field is not None
-        return spec.dense_field
-    return bm25_vector_name(spec)
-
-
 def _client_fusion(plan: FusionPlan) -> models.Query:
     if plan.method == "rrf":
         return models.RrfQuery(rrf=models.Rrf(k=plan.qdrant_k))
@@ -624,10 +482,3 @@ def _weighted_formula(plan: FusionPlan) -> models.FormulaQuery:
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
-
-
-def _raw_id(value: object) -> DocId:
-    doc_id = value.id if isinstance(value, Document) else value
-    if isinstance(doc_id, str | int) and not isinstance(doc_id, bool):
-        return doc_id
-    return repr(doc_id)

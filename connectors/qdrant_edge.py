@@ -12,44 +12,36 @@ import contextlib
 import fcntl
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from pathlib import Path
 from typing import Any, TypeVar
 
-import numpy as np
 import qdrant_edge as qe
-from numpy.typing import NDArray
 
 from spladebridge.atomic import write_text_atomic
 from spladebridge.connectors.base import (
     Capabilities,
-    Connector,
     ConnectorError,
-    DocId,
-    Document,
     Hit,
     HybridRequest,
     IndexSpec,
     ItemOutcome,
-    Signal,
     UnsupportedOperation,
-    WriteReport,
 )
 from spladebridge.connectors.filters import FilterLike
-from spladebridge.connectors.ids import IdError, PointId, doc_id_from_payload, point_key, to_point_id
+from spladebridge.connectors.ids import PointId
+from spladebridge.connectors.qdrant_base import (
+    QdrantLikeConnector,
+    ReadyPoint,
+    hits_from_points,
+    vector_name,
+)
 from spladebridge.connectors.qdrant_common import (
-    DocumentError,
     FusionPlan,
-    PreparedDocument,
-    bm25_config_kwargs,
     bm25_vector_name,
     check_k,
-    check_query_dense,
-    document_from_payload,
-    hit_fields,
     plan_fusion,
-    prepare_document,
     spec_differences,
     spec_from_json,
     spec_to_json,
@@ -119,19 +111,7 @@ def _edge_filter(value: FilterLike) -> Any:
     return None if translated is None else qe.Filter(must=translated.must)
 
 
-def _to_edge_sparse(vector: SparseVector) -> Any:
-    return qe.SparseVector(vector.indices.tolist(), vector.values.tolist())
-
-
-def _from_edge_sparse(vector: Any) -> SparseVector:
-    if vector is None:
-        return SparseVector.empty()
-    return SparseVector(
-        np.asarray(vector.indices, dtype=np.int64), np.asarray(vector.values, dtype=np.float32)
-    )
-
-
-class QdrantEdgeConnector(Connector):
+class QdrantEdgeConnector(QdrantLikeConnector):
     """One Qdrant Edge shard in the folder `path` (created by `ensure_index`, loaded when it exists).
 
     `spec`: when the shard exists its stored spec is read back (and `spec`, if given, must be compatible);
@@ -212,110 +192,41 @@ class QdrantEdgeConnector(Connector):
         finally:
             self._lock.release()
 
-    # -- writes ---------------------------------------------------------------------------------------
+    # -- engine primitives (the shared reads, writes and searches are in QdrantLikeConnector) -----------
 
-    def upsert(self, documents: Iterable[Document]) -> WriteReport:
-        """Insert or replace documents in batches; invalid documents fail alone (non-retryable)."""
-        spec = self._require_spec()
-        report = WriteReport()
-        batch: list[object] = []
-        start = 0
-        for doc in documents:
-            batch.append(doc)
-            if len(batch) >= self.batch_size:
-                report.extend(self._upsert_batch(batch, start, spec))
-                start += len(batch)
-                batch = []
-        if batch:
-            report.extend(self._upsert_batch(batch, start, spec))
-        return report
+    def _store_points(self, ready: list[ReadyPoint], outcomes: list[ItemOutcome | None]) -> None:
+        try:
+            self._shard_update(qe.UpdateOperation.upsert_points([p for _, _, p in ready]))
+            for offset, prepared, _ in ready:
+                outcomes[offset] = ItemOutcome(prepared.doc_id, ok=True, status="upserted")
+        except ConnectorError:
+            for offset, prepared, point in ready:  # isolate the failing documents one by one
+                try:
+                    self._shard_update(qe.UpdateOperation.upsert_points([point]))
+                    outcomes[offset] = ItemOutcome(prepared.doc_id, ok=True, status="upserted", attempts=2)
+                except ConnectorError as exc:
+                    outcomes[offset] = ItemOutcome(
+                        prepared.doc_id, ok=False, status="error", error=str(exc), attempts=2
+                    )
 
-    def _upsert_batch(self, batch: Sequence[object], start: int, spec: IndexSpec) -> WriteReport:
-        outcomes: list[ItemOutcome | None] = [None] * len(batch)
-        ready: list[tuple[int, PreparedDocument, Any]] = []
-        for offset, doc in enumerate(batch):
-            try:
-                prepared = prepare_document(doc, start + offset, spec)
-            except DocumentError as exc:
-                outcomes[offset] = ItemOutcome(_raw_id(doc), ok=False, status="invalid", error=str(exc))
-                continue
-            ready.append((offset, prepared, self._point(prepared, spec)))
-        if ready:
-            try:
-                self._shard_update(qe.UpdateOperation.upsert_points([p for _, _, p in ready]))
-                for offset, prepared, _ in ready:
-                    outcomes[offset] = ItemOutcome(prepared.doc_id, ok=True, status="upserted")
-            except ConnectorError:
-                for offset, prepared, point in ready:  # isolate the failing documents one by one
-                    try:
-                        self._shard_update(qe.UpdateOperation.upsert_points([point]))
-                        outcomes[offset] = ItemOutcome(
-                            prepared.doc_id, ok=True, status="upserted", attempts=2
-                        )
-                    except ConnectorError as exc:
-                        outcomes[offset] = ItemOutcome(
-                            prepared.doc_id, ok=False, status="error", error=str(exc), attempts=2
-                        )
-        return WriteReport([o for o in outcomes if o is not None])
+    def _make_point(self, point_id: PointId, vectors: dict[str, Any], payload: dict[str, Any]) -> Any:
+        return qe.Point(point_id, vectors, payload)
 
-    def _point(self, doc: PreparedDocument, spec: IndexSpec) -> Any:
-        vectors: dict[str, Any] = {spec.sparse_field: _to_edge_sparse(doc.sparse)}
-        if doc.dense is not None and spec.dense_field is not None:
-            vectors[spec.dense_field] = doc.dense
-        if spec.lexical and doc.text:
-            vectors[bm25_vector_name(spec)] = self._bm25.embed_document(doc.text)
-        return qe.Point(doc.point_id, vectors, doc.payload)
+    def _delete_points(self, point_ids: list[PointId], outcomes: list[ItemOutcome]) -> list[ItemOutcome]:
+        valid: list[Any] = list(point_ids)
+        try:
+            self._shard_update(qe.UpdateOperation.delete_points(valid))
+        except ConnectorError as exc:
+            return [
+                o if not o.ok else ItemOutcome(o.id, ok=False, status="error", error=str(exc), retryable=True)
+                for o in outcomes
+            ]
+        return outcomes
 
-    def delete(self, ids: Iterable[DocId]) -> WriteReport:
-        """Delete by id; absent ids succeed, invalid ids fail alone."""
-        self._require_spec()
-        outcomes: list[ItemOutcome] = []
-        valid: list[Any] = []
-        for i, doc_id in enumerate(ids):
-            try:
-                valid.append(to_point_id(doc_id))
-                outcomes.append(ItemOutcome(doc_id, ok=True, status="deleted"))
-            except IdError as exc:
-                outcomes.append(
-                    ItemOutcome(_raw_id(doc_id), ok=False, status="invalid", error=f"id {i}: {exc}")
-                )
-        if valid:
-            try:
-                self._shard_update(qe.UpdateOperation.delete_points(valid))
-            except ConnectorError as exc:
-                outcomes = [
-                    o
-                    if not o.ok
-                    else ItemOutcome(o.id, ok=False, status="error", error=str(exc), retryable=True)
-                    for o in outcomes
-                ]
-        return WriteReport(outcomes)
-
-    # -- reads ----------------------------------------------------------------------------------------
-
-    def get(self, ids: Sequence[DocId]) -> list[Document | None]:
-        """Documents by id, in the order asked, with vectors; None where absent."""
-        spec = self._require_spec()
-        point_ids = [_point_id_at(i, doc_id) for i, doc_id in enumerate(ids)]
-        if not point_ids:
-            return []
+    def _retrieve(self, point_ids: list[PointId]) -> list[Any]:
         shard = self._require_shard()
-        unique = list(dict.fromkeys(point_ids))
-        records = self._edge("retrieve points", lambda: shard.retrieve(unique, True, True))
-        found = {point_key(r.id): self._document(r, spec) for r in records}
-        return [found.get(pid) for pid in point_ids]
-
-    def scan(self, batch_size: int = 500) -> Iterator[Document]:
-        """Every stored document with its payload and vectors, in point-id order."""
-        check_k(batch_size, "batch_size")
-        spec = self._require_spec()
-        offset: Any = None
-        while True:
-            records, offset = self._scroll(offset, batch_size)
-            for record in records:
-                yield self._document(record, spec)
-            if offset is None or not records:
-                return
+        records: list[Any] = self._edge("retrieve points", lambda: shard.retrieve(point_ids, True, True))
+        return records
 
     def _scroll(self, offset: Any, limit: int) -> tuple[list[Any], Any]:
         shard = self._require_shard()
@@ -323,49 +234,27 @@ class QdrantEdgeConnector(Connector):
         records, next_offset = self._edge("scroll", lambda: shard.scroll(request))
         return list(records), next_offset
 
-    def count(self) -> int:
-        """Number of stored documents (exact)."""
+    def _count(self) -> int:
         shard = self._require_shard()
         return int(self._edge("count", lambda: shard.count(qe.CountRequest(exact=True))))
 
-    def _document(self, record: Any, spec: IndexSpec) -> Document:
-        vectors = record.vector or {}
-        dense: NDArray[np.float32] | None = None
-        if spec.dense_field is not None and vectors.get(spec.dense_field) is not None:
-            dense = np.asarray(vectors[spec.dense_field], dtype=np.float32)
-        sparse = _from_edge_sparse(vectors.get(spec.sparse_field))
-        return document_from_payload(record.payload, record.id, sparse, dense)
+    def _record_vectors(self, record: Any) -> Mapping[str, Any]:
+        vectors: Mapping[str, Any] = record.vector or {}
+        return vectors
 
-    # -- search ---------------------------------------------------------------------------------------
+    def _to_engine_sparse(self, vector: SparseVector) -> Any:
+        return qe.SparseVector(vector.indices.tolist(), vector.values.tolist())
 
-    def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
-        """Top-k by sparse dot product (IDF-weighted when the index was created with `sparse_idf`)."""
-        spec = self._require_spec()
-        check_k(k)
-        if not isinstance(vector, SparseVector):
-            raise TypeError(f"search_sparse needs a SparseVector, got {type(vector).__name__}")
-        if not vector:
-            return []
-        return self._nearest(_to_edge_sparse(vector), spec.sparse_field, k, filter)
+    def _bm25_to_engine(self, embedding: Any) -> Any:
+        return embedding
 
-    def search_dense(self, vector: NDArray[np.float32], k: int, filter: FilterLike = None) -> list[Hit]:
-        """Top-k by cosine similarity."""
-        spec = self._require_spec()
-        check_k(k)
-        values = check_query_dense(vector, spec)
-        assert spec.dense_field is not None
-        return self._nearest(values, spec.dense_field, k, filter)
-
-    def search_text(self, text: str, k: int, filter: FilterLike = None) -> list[Hit]:
-        """Top-k by BM25 (Qdrant Edge's built-in embedder, IDF modifier) over the text fields."""
-        spec = self._require_spec()
-        check_k(k)
+    def _bm25_query(self, text: str, spec: IndexSpec) -> Any:
         if not spec.lexical:
             raise UnsupportedOperation(f"index {spec.name!r} was created with lexical=False")
         query = self._bm25.embed_query(text)
-        if not query.indices:
-            return []
-        return self._nearest(query, bm25_vector_name(spec), k, filter)
+        return query if query.indices else None
+
+    # -- search ---------------------------------------------------------------------------------------
 
     def search_hybrid(self, request: HybridRequest) -> list[Hit]:
         """Fuse sparse, dense and BM25 server-side (prefetches + RRF or DBSF), as the hybrid module fuses."""
@@ -378,7 +267,9 @@ class QdrantEdgeConnector(Connector):
         flt = _edge_filter(request.filter)
         leaves = [
             qe.Prefetch(
-                limit=plan.candidates, query=qe.Query.Nearest(queries[s], using=_using(s, spec)), filter=flt
+                limit=plan.candidates,
+                query=qe.Query.Nearest(queries[s], using=vector_name(s, spec)),
+                filter=flt,
             )
             for s in plan.signals
         ]
@@ -400,19 +291,6 @@ class QdrantEdgeConnector(Connector):
             )
         return self._hits(req)
 
-    def _signal_queries(self, request: HybridRequest, spec: IndexSpec) -> dict[Signal, Any]:
-        queries: dict[Signal, Any] = {}
-        if request.sparse is not None:
-            queries["sparse"] = _to_edge_sparse(request.sparse) if request.sparse else None
-        if request.dense is not None:
-            queries["dense"] = check_query_dense(request.dense, spec)
-        if request.text is not None:
-            if not spec.lexical:
-                raise UnsupportedOperation(f"index {spec.name!r} was created with lexical=False")
-            bm25 = self._bm25.embed_query(request.text)
-            queries["bm25"] = bm25 if bm25.indices else None
-        return queries
-
     def _nearest(self, query: Any, using: str, k: int, filter: FilterLike) -> list[Hit]:
         request = qe.QueryRequest(
             limit=k,
@@ -424,16 +302,7 @@ class QdrantEdgeConnector(Connector):
 
     def _hits(self, request: Any) -> list[Hit]:
         shard = self._require_shard()
-        points = self._edge("query", lambda: shard.query(request))
-        return [
-            Hit(
-                id=doc_id_from_payload(p.payload, p.id),
-                score=float(p.score),
-                rank=rank,
-                fields=hit_fields(p.payload),
-            )
-            for rank, p in enumerate(points, start=1)
-        ]
+        return hits_from_points(self._edge("query", lambda: shard.query(request)))
 
     # -- capabilities ---------------------------------------------------------------------------------
 
@@ -481,10 +350,6 @@ class QdrantEdgeConnector(Connector):
             vectors=vectors, sparse_vectors=sparse_vectors, max_search_threads=self._max_search_threads
         )
 
-    def _set_spec(self, spec: IndexSpec) -> None:
-        self.spec = spec
-        self._bm25 = qe.Bm25(qe.Bm25Config(**bm25_config_kwargs(spec))) if spec.lexical else None
-
     def _read_spec(self) -> IndexSpec | None:
         path = self.path / SPEC_FILE
         if not path.exists():
@@ -525,15 +390,6 @@ class QdrantEdgeConnector(Connector):
             raise ConnectorError(f"Qdrant Edge could not {what} at {self.path}: {exc}") from exc
 
 
-def _using(signal: Signal, spec: IndexSpec) -> str:
-    if signal == "sparse":
-        return spec.sparse_field
-    if signal == "dense":
-        assert spec.dense_field is not None
-        return spec.dense_field
-    return bm25_vector_name(spec)
-
-
 def _edge_fusion(plan: FusionPlan) -> Any:
     return qe.Fusion.Rrf(k=plan.qdrant_k) if plan.method == "rrf" else qe.Fusion.Dbsf()
 
@@ -543,18 +399,3 @@ def _weighted_formula(plan: FusionPlan) -> Any:
     terms = [ex.Mult([ex.Constant(w), ex.Variable(f"$score[{i}]")]) for i, w in enumerate(plan.weights)]
     defaults = {f"$score[{i}]": 0.0 for i in range(len(plan.weights))}
     return qe.Formula(ex.Sum(terms), defaults=defaults)
-
-
-def _point_id_at(index: int, doc_id: object) -> PointId:
-    try:
-        return to_point_id(doc_id)
-    except IdError as exc:
-        raise IdError(f"id {index}: {exc}") from None
-
-
-def _raw_id(value: object) -> DocId:
-    """An id to report for an invalid item (its own id when readable, else its repr)."""
-    doc_id = value.id if isinstance(value, Document) else value
-    if isinstance(doc_id, str | int) and not isinstance(doc_id, bool):
-        return doc_id
-    return repr(doc_id)
