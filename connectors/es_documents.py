@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from spladebridge.connectors.base import DocId, Document, IndexSpec
+from spladebridge.connectors.documents import DocumentError, dense_values
 from spladebridge.connectors.es_bodies import META_FIELD
 from spladebridge.connectors.lucene import clean_document_vector
 from spladebridge.connectors.lucene_queries import FeatureNameError, FeatureNamer
@@ -34,10 +35,6 @@ __all__ = [
 ]
 
 MAX_ID_BYTES = 512
-
-
-class DocumentError(ValueError):
-    """One document cannot be written; the message names it (input position, id) and the field."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,23 +61,6 @@ def es_id(doc_id: object, where: str) -> str:
     if len(doc_id.encode("utf-8")) > MAX_ID_BYTES:
         raise DocumentError(f"{where}: id is longer than Elasticsearch's {MAX_ID_BYTES}-byte _id limit")
     return doc_id
-
-
-def dense_values(dense: object, spec: IndexSpec, where: str) -> list[float]:
-    """A dense vector as a list of floats, after checking it fits `spec`."""
-    if spec.dense_field is None:
-        raise DocumentError(f"{where}: has a dense vector but index {spec.name!r} has no dense field")
-    try:
-        arr = np.asarray(dense, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise DocumentError(f"{where}: dense vector is not numeric: {exc}") from None
-    if arr.ndim != 1 or arr.shape[0] != spec.dense_dim:
-        raise DocumentError(f"{where}: dense vector has shape {arr.shape}, field wants ({spec.dense_dim},)")
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise DocumentError(f"{where}: dense vector value at position {bad} is not finite")
-    values: list[float] = arr.tolist()
-    return values
 
 
 def _json_default(value: Any) -> Any:

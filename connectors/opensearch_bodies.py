@@ -17,6 +17,7 @@ from numpy.typing import NDArray
 
 from spladebridge.connectors.base import DocId, Document, IndexSpec, UnsupportedOperation
 from spladebridge.connectors.bulk import BulkConfig
+from spladebridge.connectors.documents import DocumentError
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.lucene import (
     DEFAULT_MAX_CLAUSES,
@@ -71,10 +72,6 @@ _KEYWORD_IGNORE_ABOVE = 8191  # keyword terms are capped at 32766 bytes; 8191 ch
 
 SparseFieldType = Literal["rank_features", "sparse_vector"]
 SpaceType = Literal["innerproduct", "cosinesimil", "l2"]
-
-
-class DocumentError(ValueError):
-    """A document that cannot be written as it is (bad id, wrong dense shape, token id out of range...)."""
 
 
 # -- options ----------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from spladebridge.connectors.base import (
     Signal,
     UnsupportedOperation,
 )
+from spladebridge.connectors.documents import DocumentError, dense_values
 from spladebridge.connectors.filters import Filter, FilterLike, Range, Scalar, Term, Terms, as_filter
 from spladebridge.connectors.ids import (
     ID_KEY,
@@ -63,10 +64,6 @@ INTERNAL_PREFIX = "_sb_"
 FIELDS_KEY = "_sb_fields"
 SPEC_VERSION = 1
 _BM25_OPTION_KEYS = ("k", "b", "avg_len", "language", "lowercase", "min_token_len", "max_token_len")
-
-
-class DocumentError(ValueError):
-    """One document cannot be written; the message names the document (input index, id) and the field."""
 
 
 # -- the stored spec ----------------------------------------------------------------------------------
@@ -173,7 +170,7 @@ def prepare_document(doc: object, index: int, spec: IndexSpec) -> PreparedDocume
     if not isinstance(doc.sparse, SparseVector):
         got = "no sparse vector" if doc.sparse is None else f"a {type(doc.sparse).__name__}"
         raise DocumentError(f"{where}: field {spec.sparse_field!r} needs a SparseVector, got {got}")
-    dense = _check_dense(doc.dense, spec, where)
+    dense = dense_values(doc.dense, spec, where) if doc.dense is not None else None
     if not isinstance(doc.fields, Mapping) or not isinstance(doc.metadata, Mapping):
         raise DocumentError(f"{where}: fields and metadata must be dicts")
     payload: dict[str, Any] = {}
@@ -198,24 +195,6 @@ def prepare_document(doc: object, index: int, spec: IndexSpec) -> PreparedDocume
     payload.update(id_payload(doc.id))
     payload[FIELDS_KEY] = list(doc.fields)
     return PreparedDocument(index, doc.id, point_id, payload, doc.sparse, dense, doc.text(spec.text_fields))
-
-
-def _check_dense(dense: object, spec: IndexSpec, where: str) -> list[float] | None:
-    if dense is None:
-        return None
-    if spec.dense_field is None:
-        raise DocumentError(f"{where}: has a dense vector but the index has no dense field")
-    try:
-        arr = np.asarray(dense, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise DocumentError(f"{where}: dense vector is not numeric: {exc}") from None
-    if arr.ndim != 1 or arr.shape[0] != spec.dense_dim:
-        raise DocumentError(f"{where}: dense vector has shape {arr.shape}, index wants ({spec.dense_dim},)")
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.flatnonzero(~np.isfinite(arr))[0])
-        raise DocumentError(f"{where}: dense vector value at position {bad} is not finite")
-    values: list[float] = arr.tolist()
-    return values
 
 
 def check_query_dense(vector: object, spec: IndexSpec) -> list[float]:
