@@ -9,7 +9,14 @@ PIP_FLAGS := --disable-pip-version-check --progress-bar off -c constraints.txt
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test lint typecheck pytest install install-dev wheel-check bench clean
+.PHONY: demo test lint typecheck pytest install install-dev wheel-check bench clean engines engines-up engines-down
+
+# Real Elasticsearch / OpenSearch nodes for tests/live, from Maven Central only (docker/nodes/pom.xml): the jars
+# and zips go into the ignored .engines/; tests/live/nodes.py lays them out, starts and stops them.
+ENGINES_DIR := .engines
+ENGINES_STAMP := $(ENGINES_DIR)/.fetched
+NODE_POMS := $(wildcard docker/nodes/pom.xml docker/nodes/*/pom.xml)
+MVN ?= mvn
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,7 +47,21 @@ typecheck: $(DEV_STAMP)
 	@for d in encoder connectors hybrid; do ln -s "$(CURDIR)/$$d" build/typecheck/spladebridge/$$d; done
 	cd build/typecheck && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml spladebridge
 
-pytest: $(DEV_STAMP)
+$(ENGINES_STAMP): $(NODE_POMS) tests/live/nodes.py
+	$(MVN) -q -B --no-transfer-progress -f docker/nodes/pom.xml package -Dengines.dir=$(CURDIR)/$(ENGINES_DIR)
+	$(PYTHON) tests/live/nodes.py prepare
+	touch $@
+
+engines: $(ENGINES_STAMP)
+
+# Starts every node `make test` uses and prints `NAME URL` for each; a later pytest run reuses them.
+engines-up: $(ENGINES_STAMP)
+	@$(PYTHON) tests/live/nodes.py up
+
+engines-down:
+	@$(PYTHON) tests/live/nodes.py down
+
+pytest: $(DEV_STAMP) $(ENGINES_STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

@@ -27,6 +27,7 @@ __all__ = [
     "Document",
     "Hit",
     "HybridRequest",
+    "IndexNotFound",
     "IndexSpec",
     "ItemOutcome",
     "ServerFusion",
@@ -38,6 +39,8 @@ __all__ = [
 DocId: TypeAlias = str | int
 Signal: TypeAlias = Literal["sparse", "dense", "bm25"]
 SIGNALS: tuple[Signal, ...] = ("sparse", "dense", "bm25")
+#: The dense field's name when a spec gives `dense_dim` but no `dense_field`.
+DEFAULT_DENSE_FIELD = "dense"
 
 
 class ConnectorError(RuntimeError):
@@ -48,17 +51,23 @@ class UnsupportedOperation(ConnectorError):
     """The engine (or this version of it) cannot do what was asked; the message says why."""
 
 
+class IndexNotFound(ConnectorError):
+    """The index a connector was opened on does not exist (nothing was created)."""
+
+
 @dataclass(frozen=True, slots=True)
 class IndexSpec:
     """What an index holds: the sparse field, an optional dense field, the stored text fields.
 
+    A dense field exists when `dense_dim` is given; it is called `dense` unless `dense_field` names it
+    (so `IndexSpec()` is a valid sparse-only spec and `IndexSpec(dense_dim=384)` a sparse + dense one).
     `sparse_idf` asks the engine to weight sparse matches by IDF where it can (Qdrant's IDF modifier);
     `lexical` asks for a BM25 signal over `text_fields` where the engine has one.
     """
 
     name: str = "spladebridge"
     sparse_field: str = "splade"
-    dense_field: str | None = "dense"
+    dense_field: str | None = None
     dense_dim: int | None = None
     text_fields: tuple[str, ...] = ("title", "text")
     sparse_idf: bool = False
@@ -70,6 +79,8 @@ class IndexSpec:
             raise ValueError(f"index name must be a non-empty string, got {self.name!r}")
         if not self.sparse_field:
             raise ValueError("sparse_field must be a non-empty string")
+        if self.dense_field is None and self.dense_dim is not None:
+            object.__setattr__(self, "dense_field", DEFAULT_DENSE_FIELD)
         if self.dense_field is not None and (self.dense_dim is None or self.dense_dim <= 0):
             raise ValueError(
                 f"dense field {self.dense_field!r} needs a positive dense_dim (got {self.dense_dim!r}); "
@@ -221,6 +232,14 @@ class Connector(ABC):
     @abstractmethod
     def ensure_index(self, spec: IndexSpec) -> None:
         """Create the index for `spec`, or check that the existing one is compatible with it."""
+
+    def existing_spec(self) -> IndexSpec:
+        """The spec of the existing index this connector was opened on, as stored in the engine; never
+        creates anything. IndexNotFound when there is no such index (connectors that open an index
+        lazily override this to look it up)."""
+        if self.spec is None:
+            raise IndexNotFound(f"{type(self).__name__} has no index open")
+        return self.spec
 
     @abstractmethod
     def upsert(self, documents: Iterable[Document]) -> WriteReport:

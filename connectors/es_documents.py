@@ -130,11 +130,12 @@ def document_from_source(
     fallback_id: DocId, source: Mapping[str, Any] | None, spec: IndexSpec, namer: FeatureNamer
 ) -> Document:
     """Rebuild the Document a `_source` was written from (text fields and metadata split by `sb_meta`).
-    A source without `sb_meta` (written by something else) keeps `fallback_id` and has no text fields."""
+    A source without `sb_meta` (written by something else, e.g. a migrated BM25 index) keeps `fallback_id`
+    and takes the spec's text fields as its text fields."""
     data = dict(source or {})
     meta = data.pop(META_FIELD, None) or {}
     doc_id = meta.get("id", fallback_id)
-    text_names = set(meta.get("fields") or ())
+    text_names = set(meta["fields"]) if "fields" in meta else set(spec.text_fields)
     sparse_raw = data.pop(spec.sparse_field, None)
     dense_raw = data.pop(spec.dense_field, None) if spec.dense_field else None
     sparse = namer.from_features(sparse_raw) if sparse_raw is not None else SparseVector.empty()

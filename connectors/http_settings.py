@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ __all__ = [
     "HttpSettingsError",
     "InsecureTLSWarning",
     "Secret",
+    "redact_userinfo",
 ]
 
 ES_ENV_PREFIX = "SPLADEBRIDGE_ES_"
@@ -85,6 +87,14 @@ def _redact_url(url: str) -> str:
         host = f"[{host}]"
     netloc = f"{_REDACTED}@{host}" + (f":{parts.port}" if parts.port is not None else "")
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+_USERINFO = re.compile(r"://[^/@\s]*@")
+
+
+def redact_userinfo(text: str) -> str:
+    """`text` with the `user:password@` part of every URL in it replaced by `***@`."""
+    return _USERINFO.sub(f"://{_REDACTED}@", text)
 
 
 def _with_default_port(url: str) -> str:
@@ -326,6 +336,24 @@ class HttpSettings:
         tls = "verify" if self.verify_certs else "NO-VERIFY"
         ca = f", ca_certs={self.ca_certs}" if self.ca_certs else ""
         return f"{urls} auth={auth} tls={tls}{ca}"
+
+    def redact(self, text: str) -> str:
+        """`text` (an error message, say) without these settings' secrets: the password, the API key,
+        the basic-auth token built from them, any password in the URLs, and every URL's userinfo."""
+        secrets: list[str] = []
+        if self.api_key is not None:
+            secrets.append(self.api_key.reveal())
+        if self.password is not None:
+            secrets.append(self.password.reveal())
+            if self.username is not None:
+                pair = f"{self.username}:{self.password.reveal()}".encode()
+                secrets.append(base64.b64encode(pair).decode("ascii"))
+        secrets.extend(p for p in (urlsplit(u).password for u in self.urls) if p)
+        out = redact_userinfo(text)
+        for secret in sorted(set(secrets), key=len, reverse=True):
+            if secret:
+                out = out.replace(secret, _REDACTED)
+        return out
 
     def __repr__(self) -> str:
         header_names = sorted(self.headers)

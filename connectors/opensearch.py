@@ -14,11 +14,16 @@ What goes where:
 * Dense: `knn_vector` (`index.knn: true`), queried with `knn` (filters inside the k-NN query).
 * Lexical: `match` / `multi_match` over the text fields (BM25).
 * Hybrid: the `hybrid` query with a search pipeline created by content-hash name (see
-  `opensearch_pipelines`); client-side fusion (`spladebridge.hybrid.fusion`) whenever OpenSearch cannot
-  compute the requested fusion exactly (plugin missing, version too old, different semantics), with the
-  reason logged.
+  `opensearch_pipelines`). Where OpenSearch cannot compute the requested fusion exactly (plugin missing,
+  version too old, RRF over several shards before 3.5, different semantics) `server_fusion_problem` says
+  why and `search_hybrid` raises `UnsupportedOperation`, as on Elasticsearch; `HybridSearcher` checks first
+  and fuses client-side (`spladebridge.hybrid.fusion`).
+* Errors: opensearch-py's exceptions become one `ConnectorError` naming the operation and the index, with
+  credentials redacted. A server that is not OpenSearch (Elasticsearch) is refused with a clear error.
 * Writes go through `bulk.run_bulk`: explicit `_id`s, per-item outcomes, 429 retries with backoff.
-* `scan()` uses a point in time (2.4+) sorted on the stored id, or a scroll on older servers.
+* `scan()` uses a point in time (2.4+) sorted on `_id` (unique per document, so `search_after` skips none,
+  even documents written by other tools without `sb_id`), or a scroll on older servers or where `_id`
+  fielddata is disabled.
 
 Bodies are built by pure functions in `opensearch_bodies`, search pipelines in `opensearch_pipelines`;
 this module talks to the server.
@@ -31,11 +36,13 @@ field is a metadata key.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -48,6 +55,7 @@ from spladebridge.connectors.base import (
     Document,
     Hit,
     HybridRequest,
+    IndexNotFound,
     IndexSpec,
     ItemOutcome,
     ServerFusion,
@@ -58,7 +66,7 @@ from spladebridge.connectors.base import (
 from spladebridge.connectors.bulk import BulkAction, StreamingBulk, run_bulk
 from spladebridge.connectors.es_bodies import check_index_name
 from spladebridge.connectors.filters import FilterLike
-from spladebridge.connectors.http_settings import OS_ENV_PREFIX, HttpSettings
+from spladebridge.connectors.http_settings import OS_ENV_PREFIX, HttpSettings, redact_userinfo
 from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_from_meta, spec_to_meta
 from spladebridge.connectors.lucene_queries import FeatureNamer
 from spladebridge.connectors.opensearch_bodies import (
@@ -119,9 +127,40 @@ log = logging.getLogger(__name__)
 
 Version = tuple[int, int]
 
+#: The field `scan()` sorts a point in time on: unique per document, present on every document.
+SCAN_SORT_FIELD = "_id"
 _OS_META_KEY = "opensearch"  # OpenSearch-only facts kept next to the shared spec in `_meta`
 _NEURAL_PLUGIN = "opensearch-neural-search"
 _KNN_PLUGIN = "opensearch-knn"
+# A plugin loaded from the classpath (embedded nodes, test runners) is listed by its class name instead.
+_PLUGIN_CLASSES = {
+    _NEURAL_PLUGIN: "org.opensearch.neuralsearch.plugin.NeuralSearch",
+    _KNN_PLUGIN: "org.opensearch.knn.plugin.KNNPlugin",
+}
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def _wrapped(
+    what: str,
+) -> Callable[
+    [Callable[Concatenate[OpenSearchConnector, P], T]], Callable[Concatenate[OpenSearchConnector, P], T]
+]:
+    """Run a public method inside `OpenSearchConnector._errors(what)` (client exceptions -> ConnectorError)."""
+
+    def decorate(
+        method: Callable[Concatenate[OpenSearchConnector, P], T],
+    ) -> Callable[Concatenate[OpenSearchConnector, P], T]:
+        @functools.wraps(method)
+        def run(self: OpenSearchConnector, /, *args: P.args, **kwargs: P.kwargs) -> T:
+            with self._errors(what):
+                return method(self, *args, **kwargs)
+
+        return run
+
+    return decorate
 
 
 def _parse_version(text: str) -> Version:
@@ -142,7 +181,7 @@ class _ServerInfo:
     plugins: frozenset[str] | None  # None when the plugin list could not be read
 
     def has(self, plugin: str) -> bool:
-        return self.plugins is None or plugin in self.plugins
+        return self.plugins is None or plugin in self.plugins or _PLUGIN_CLASSES.get(plugin) in self.plugins
 
 
 class OpenSearchConnector(Connector):
@@ -208,6 +247,7 @@ class OpenSearchConnector(Connector):
         self._streaming_bulk = streaming_bulk
         self._info: _ServerInfo | None = None
         self._pipelines: set[str] = set()
+        self._shards: dict[str, int] = {}
         self._logged: set[str] = set()
         self._lock = threading.Lock()
         self._closed = False
@@ -215,26 +255,87 @@ class OpenSearchConnector(Connector):
     # -- server facts ------------------------------------------------------------------------------------
 
     def server_info(self) -> _ServerInfo:
-        """Version and installed plugins, read once."""
+        """Version and installed plugins, read once. ConnectorError when the server is not OpenSearch."""
         if self._info is None:
-            info = self.client.info()
-            version = info.get("version", {})
-            if version.get("distribution", "opensearch") != "opensearch":
-                raise ConnectorError(
-                    f"the server is not OpenSearch (distribution {version.get('distribution')!r})"
-                )
-            text = str(version.get("number", "0.0"))
-            plugins: frozenset[str] | None
-            try:
-                rows = self.client.cat.plugins(params={"format": "json"})
-                plugins = frozenset(str(r.get("component")) for r in rows if isinstance(r, Mapping))
-            except Exception as exc:  # permissions or an old server: assume present, say so
-                log.warning(
-                    "could not list OpenSearch plugins (%s); assuming neural-search and k-NN exist", exc
-                )
-                plugins = None
-            self._info = _ServerInfo(_parse_version(text), text, plugins)
+            with self._errors("read the server version", index=False):
+                self._info = self._read_server_info()
         return self._info
+
+    def _where(self) -> str:
+        return self.settings.describe().split(" ")[0] if self.settings is not None else "the server"
+
+    def _read_server_info(self) -> _ServerInfo:
+        from opensearchpy.exceptions import TransportError
+
+        try:
+            info = self.client.info()
+        except TransportError as exc:
+            if exc.status_code == 405:  # e.g. a minimal Elasticsearch distribution, which has no GET /
+                raise ConnectorError(
+                    f"{self._where()} is not OpenSearch: it answered HTTP 405 to GET / "
+                    f"({_transport_error_text(exc)}), which every OpenSearch node serves; Elasticsearch "
+                    "nodes without a GET / handler answer this way. Use ElasticsearchConnector, or "
+                    "spladebridge.connect(url) / --engine elasticsearch"
+                ) from None
+            raise
+        version = info.get("version") if isinstance(info, Mapping) else None
+        version = version if isinstance(version, Mapping) else {}
+        distribution = version.get("distribution")
+        if distribution != "opensearch":  # every OpenSearch release says so; Elasticsearch has no such field
+            number = version.get("number")
+            tagline = info.get("tagline") if isinstance(info, Mapping) else None
+            if distribution is None and (number is not None or tagline == "You Know, for Search"):
+                what = (
+                    f"answers as Elasticsearch {number}" if number is not None else "answers as Elasticsearch"
+                )
+            else:
+                what = f"answers version.distribution {distribution!r}"
+            raise ConnectorError(
+                f"{self._where()} is not OpenSearch: its GET / {what} (OpenSearch says "
+                "version.distribution 'opensearch'); use ElasticsearchConnector, or "
+                "spladebridge.connect(url) / --engine elasticsearch"
+            )
+        text = str(version.get("number", "0.0"))
+        plugins: frozenset[str] | None
+        try:
+            rows = self.client.cat.plugins(params={"format": "json"})
+            plugins = frozenset(str(r.get("component")) for r in rows if isinstance(r, Mapping))
+        except Exception as exc:  # permissions or an old server: assume present, say so
+            log.warning("could not list OpenSearch plugins (%s); assuming neural-search and k-NN exist", exc)
+            plugins = None
+        return _ServerInfo(_parse_version(text), text, plugins)
+
+    def _index_label(self) -> str | None:
+        if self.spec is not None:
+            return self.spec.name
+        if self._pending_spec is not None:
+            return self._pending_spec.name
+        return self._index_name
+
+    @contextmanager
+    def _errors(self, what: str, *, index: bool | str = True) -> Iterator[None]:
+        """Turn opensearch-py's exceptions into one ConnectorError naming the operation and the index.
+
+        Messages carry the status, error type and reason (or, for a connection failure, where and why),
+        never credentials: settings' secrets and any `user:password@` are redacted."""
+        from opensearchpy.exceptions import ConnectionError as OSConnectionError
+        from opensearchpy.exceptions import OpenSearchException, TransportError
+
+        try:
+            yield
+        except OSConnectionError as exc:
+            message = self._error_message(what, index, f"{self._where()} is unreachable ({exc.error})")
+            raise ConnectorError(message) from None
+        except TransportError as exc:
+            raise ConnectorError(self._error_message(what, index, _transport_error_text(exc))) from None
+        except OpenSearchException as exc:  # ImproperlyConfigured, SerializationError, ...
+            raise ConnectorError(self._error_message(what, index, f"{type(exc).__name__}: {exc}")) from None
+
+    def _error_message(self, what: str, index: bool | str, detail: str) -> str:
+        name = index if isinstance(index, str) else self._index_label() if index else None
+        on = f" (index {name!r})" if name is not None else ""
+        text = f"opensearch: cannot {what}{on}: {detail}"
+        return self.settings.redact(text) if self.settings is not None else redact_userinfo(text)
 
     def _log_once(self, reason: str) -> None:
         if reason not in self._logged:
@@ -245,6 +346,7 @@ class OpenSearchConnector(Connector):
         info = self.server_info()
         return info.has(_NEURAL_PLUGIN) and info.version >= (2, 14)
 
+    @_wrapped("check server-side fusion")
     def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int) -> str | None:
         """Why this server cannot run `fusion` with exactly the hybrid module's semantics, or None."""
         info = self.server_info()
@@ -262,10 +364,37 @@ class OpenSearchConnector(Connector):
         if info.version < plan.pipeline.min_version:
             need = ".".join(map(str, plan.pipeline.min_version))
             return f"this fusion needs OpenSearch {need}+ (server is {info.version_text})"
-        if fusion.method == "rrf" and self.options.shards > 1 and info.version < (3, 5):
-            return "before 3.5, OpenSearch's RRF ranks documents per shard; use one shard or fuse client-side"
+        if fusion.method == "rrf" and info.version < (3, 5):
+            shards = self.index_shards()
+            if shards > 1:
+                return (
+                    f"before 3.5, OpenSearch's RRF ranks documents per shard and the index has {shards} "
+                    "shards; use one shard or fuse client-side"
+                )
         return None
 
+    def index_shards(self) -> int:
+        """The index's primary shard count: `number_of_shards` from its settings when it exists (read once),
+        else `options.shards`, which it will be created with."""
+        name = self._index_label()
+        if name is None:
+            return self.options.shards
+        cached = self._shards.get(name)
+        if cached is not None:
+            return cached
+        with self._errors("read the index settings", index=name):
+            if not self.client.indices.exists(index=name):
+                return self.options.shards
+            response = self.client.indices.get_settings(index=name)
+        try:
+            entry = response[name] if name in response else next(iter(response.values()))
+            shards = int(entry["settings"]["index"]["number_of_shards"])
+        except (KeyError, StopIteration, TypeError, ValueError, AttributeError):
+            raise ConnectorError(f"index {name!r}: its settings carry no readable number_of_shards") from None
+        self._shards[name] = shards
+        return shards
+
+    @_wrapped("read the server capabilities")
     def capabilities(self) -> Capabilities:
         info = self.server_info()
         neural = info.has(_NEURAL_PLUGIN)
@@ -278,9 +407,9 @@ class OpenSearchConnector(Connector):
         if neural and info.version >= (3, 3):
             field_types.append("sparse_vector")
         notes = [
-            "linear fusion runs server-side only as normalizer minmax or l2 with missing='exclude' "
-            "(OpenSearch's arithmetic_mean over the sub-queries that returned the document; weights are "
-            "rescaled to sum to 1, which leaves that mean unchanged); other settings fuse client-side",
+            "linear fusion runs server-side only as normalizer minmax or l2 with missing='zero' "
+            "(OpenSearch's arithmetic_mean counts a sub-query that did not return a document as 0 with "
+            "its full weight; scores are scaled back by the weights' sum); other settings fuse client-side",
             "rrf: score = sum w_i / (rank_constant + rank_i), 1-based ranks, as hybrid.fusion.rrf; "
             "weights need 3.1+",
             "min_max gives the lowest score of a sub-query 0.001 instead of 0",
@@ -296,7 +425,9 @@ class OpenSearchConnector(Connector):
             lexical=True,
             sparse_field_types=tuple(field_types),
             server_fusion=frozenset(server_fusion),
-            weighted_fusion=neural and info.version >= (3, 1),
+            # normalization-processor takes weights since 2.10; weighted RRF (3.1+) is checked per fusion
+            # by server_fusion_problem through the pipeline's min_version
+            weighted_fusion=neural,
             max_query_terms=self.options.max_query_terms,
             notes=tuple(notes),
         )
@@ -313,6 +444,19 @@ class OpenSearchConnector(Connector):
             raise ConnectorError("no index: pass index=... or spec=..., or call ensure_index(spec) first")
         return self.spec
 
+    @_wrapped("open the index")
+    def existing_spec(self) -> IndexSpec:
+        """The spec stored in the named index's mapping `_meta`; never creates anything (IndexNotFound
+        when there is no such index)."""
+        if self.spec is not None:
+            return self.spec
+        name = self._index_label()
+        if name is None:
+            raise IndexNotFound("no index named: pass index=... or spec=...")
+        self._open_existing(name)
+        assert self.spec is not None
+        return self.spec
+
     def index_body(self, spec: IndexSpec) -> dict[str, Any]:
         """The create-index body this connector sends for `spec` (the spec itself goes into `_meta`)."""
         body = build_index_body(spec, self.options)
@@ -322,7 +466,15 @@ class OpenSearchConnector(Connector):
         return body
 
     def _read_mapping(self, name: str) -> Mapping[str, Any]:
-        response = self.client.indices.get_mapping(index=name)
+        from opensearchpy.exceptions import NotFoundError
+
+        try:
+            response = self.client.indices.get_mapping(index=name)
+        except NotFoundError:
+            raise IndexNotFound(
+                f"index {name!r} does not exist on {self._where()}; create it with ensure_index(spec) "
+                "(or `spladebridge index`)"
+            ) from None
         if not isinstance(response, Mapping) or not response:
             raise ConnectorError(f"index {name!r}: empty mapping response")
         mappings = next(iter(response.values())).get("mappings", {})
@@ -338,6 +490,10 @@ class OpenSearchConnector(Connector):
 
     def ensure_index(self, spec: IndexSpec) -> None:
         check_index_name(spec.name)
+        with self._errors("create or check the index", index=spec.name):
+            self._ensure_index(spec)
+
+    def _ensure_index(self, spec: IndexSpec) -> None:
         info = self.server_info()
         if self.options.sparse_type == "sparse_vector" and (
             info.version < (3, 3) or not info.has(_NEURAL_PLUGIN)
@@ -354,8 +510,9 @@ class OpenSearchConnector(Connector):
                 log.info("created OpenSearch index %r", spec.name)
             except Exception as exc:
                 if "resource_already_exists" not in str(exc):
-                    raise ConnectorError(f"could not create index {spec.name!r}: {exc}") from exc
+                    raise
         self._check_existing(spec)
+        self._shards.pop(spec.name, None)
         self.spec = spec
 
     def _check_existing(self, spec: IndexSpec) -> None:
@@ -418,6 +575,7 @@ class OpenSearchConnector(Connector):
                     error=f"document {i} (id {doc_id!r}): {exc}",
                 )
 
+    @_wrapped("write documents")
     def upsert(self, documents: Iterable[Document]) -> WriteReport:
         spec = self._spec()
         return run_bulk(
@@ -428,6 +586,7 @@ class OpenSearchConnector(Connector):
             retryable_exceptions=self._retryable_exceptions(),
         )
 
+    @_wrapped("delete documents")
     def delete(self, ids: Iterable[DocId]) -> WriteReport:
         spec = self._spec()
 
@@ -448,11 +607,13 @@ class OpenSearchConnector(Connector):
             retryable_exceptions=self._retryable_exceptions(),
         )
 
+    @_wrapped("refresh the index")
     def flush(self) -> None:
         self.client.indices.refresh(index=self._spec().name)
 
     # -- reads ----------------------------------------------------------------------------------------
 
+    @_wrapped("get documents")
     def get(self, ids: Sequence[DocId]) -> list[Document | None]:
         spec = self._spec()
         if not ids:
@@ -469,19 +630,23 @@ class OpenSearchConnector(Connector):
             raise ConnectorError(f"mget answered {len(out)} of {len(keys)} ids")
         return out
 
+    @_wrapped("count documents")
     def count(self) -> int:
         return int(self.client.count(index=self._spec().name)["count"])
 
     def scan(self, batch_size: int = 500) -> Iterator[Document]:
-        spec = self._spec()
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if self.server_info().version >= (2, 4):
-            yield from self._scan_pit(spec, batch_size)
-        else:
-            yield from self._scan_scroll(spec, batch_size)
+        with self._errors("scan the index"):
+            spec = self._spec()
+            if self.server_info().version >= (2, 4):
+                yield from self._scan_pit(spec, batch_size)
+            else:
+                yield from self._scan_scroll(spec, batch_size)
 
     def _scan_pit(self, spec: IndexSpec, batch_size: int) -> Iterator[Document]:
+        from opensearchpy.exceptions import RequestError
+
         keep_alive = self.options.scan_keep_alive
         pit = self.client.create_pit(index=spec.name, params={"keep_alive": keep_alive})
         pit_id = pit["pit_id"]
@@ -492,12 +657,22 @@ class OpenSearchConnector(Connector):
                     "size": batch_size,
                     "query": {"match_all": {}},
                     "pit": {"id": pit_id, "keep_alive": keep_alive},
-                    # a bare field sorts ascending, and is the form the API spec accepts unambiguously
-                    "sort": [ID_FIELD],
+                    # search_after needs a sort value unique per document, or documents sharing the last
+                    # value of a page are skipped: `_id` is (documents written by other tools may lack
+                    # sb_id); OpenSearch 2.x has no `_shard_doc`. A bare field sorts ascending.
+                    "sort": [SCAN_SORT_FIELD],
                 }
                 if search_after is not None:
                     body["search_after"] = search_after
-                hits = self.client.search(body=body)["hits"]["hits"]
+                try:
+                    hits = self.client.search(body=body)["hits"]["hits"]
+                except RequestError as exc:
+                    if search_after is not None or "fielddata" not in str(exc).lower():
+                        raise
+                    # `indices.id_field_data.enabled: false`: no sort on _id; a scroll skips nothing either
+                    log.info("cannot sort a point in time on _id (%s); scanning with scroll", exc.error)
+                    yield from self._scan_scroll(spec, batch_size)
+                    return
                 for hit in hits:
                     yield read_document(hit.get("_source", {}), spec, self.options, self.namer, hit["_id"])
                 if len(hits) < batch_size:
@@ -541,6 +716,7 @@ class OpenSearchConnector(Connector):
             hits.append(Hit(id=doc_id, score=score, rank=rank, fields=fields))
         return hits
 
+    @_wrapped("build the sparse query")
     def sparse_query(self, vector: SparseVector, k: int, filter: FilterLike = None) -> SparseClause:
         """The sparse clause `search_sparse` sends (neural_sparse, or rank_feature without the plugin)."""
         spec = self._spec()
@@ -559,6 +735,7 @@ class OpenSearchConnector(Connector):
             )
         return clause
 
+    @_wrapped("run a sparse search")
     def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
         spec = self._spec()
         _check_k(k)
@@ -569,11 +746,13 @@ class OpenSearchConnector(Connector):
         response = self.client.search(index=spec.name, body=body)
         return self._hits(response, spec, k, scale=clause.scale)
 
+    @_wrapped("run a dense (k-NN) search")
     def search_dense(self, vector: NDArray[np.float32], k: int, filter: FilterLike = None) -> list[Hit]:
         spec = self._spec()
         _check_k(k)
         return self._run(spec, knn_clause(vector, spec, k=k, filter=filter), k)
 
+    @_wrapped("run a text (BM25) search")
     def search_text(self, text: str, k: int, filter: FilterLike = None) -> list[Hit]:
         spec = self._spec()
         _check_k(k)
@@ -585,6 +764,7 @@ class OpenSearchConnector(Connector):
 
     # -- hybrid ---------------------------------------------------------------------------------------
 
+    @_wrapped("build the hybrid query")
     def hybrid_queries(self, request: HybridRequest) -> tuple[list[Signal], list[dict[str, Any]]]:
         """The sub-queries of `request`'s hybrid query, in `SIGNALS` order (empty sparse queries left out)."""
         spec = self._spec()
@@ -604,6 +784,7 @@ class OpenSearchConnector(Connector):
             signals.append(signal)
         return signals, queries
 
+    @_wrapped("create the search pipeline")
     def ensure_pipeline(self, pipeline: SearchPipeline) -> str:
         """Create (or overwrite, same content) the search pipeline; returns its name."""
         name = pipeline.name
@@ -613,6 +794,7 @@ class OpenSearchConnector(Connector):
                 self._pipelines.add(name)
         return name
 
+    @_wrapped("run a hybrid search")
     def search_hybrid(self, request: HybridRequest) -> list[Hit]:
         spec = self._spec()
         _check_k(request.k)
@@ -622,9 +804,8 @@ class OpenSearchConnector(Connector):
         if not all_signals:
             raise ValueError("a hybrid request needs at least one of sparse, dense or text")
         problem = self.server_fusion_problem(request.fusion, len(all_signals))
-        if problem is not None:
-            self._log_once(f"OpenSearch fuses client-side: {problem}")
-            return self._client_side_hybrid(request)
+        if problem is not None:  # as Elasticsearch: the caller (HybridSearcher) fuses client-side
+            raise UnsupportedOperation(f"OpenSearch cannot fuse this request server-side: {problem}")
         signals, queries = self.hybrid_queries(request)
         if not queries:
             return []
@@ -644,6 +825,7 @@ class OpenSearchConnector(Connector):
         response = self.client.search(index=spec.name, body=body, params={"search_pipeline": name})
         return self._hits(response, spec, request.k, scale=1.0 / plan.score_scale)
 
+    @_wrapped("run a hybrid search")
     def hybrid_search_with(self, request: HybridRequest, pipeline: SearchPipeline) -> list[Hit]:
         """The hybrid query fused by an OpenSearch-native pipeline of your choice (z_score, geometric...)."""
         spec = self._spec()
@@ -659,37 +841,6 @@ class OpenSearchConnector(Connector):
         response = self.client.search(index=spec.name, body=body, params={"search_pipeline": name})
         return self._hits(response, spec, request.k)
 
-    def _client_side_hybrid(self, request: HybridRequest) -> list[Hit]:
-        from spladebridge.hybrid import fusion as fuse
-
-        lists: list[list[Hit]] = []
-        for signal in request.signals():
-            if signal == "sparse" and request.sparse is not None:
-                lists.append(self.search_sparse(request.sparse, request.candidates, request.filter))
-            elif signal == "dense" and request.dense is not None:
-                lists.append(self.search_dense(request.dense, request.candidates, request.filter))
-            elif signal == "bm25" and request.text is not None:
-                lists.append(self.search_text(request.text, request.candidates, request.filter))
-        ranked = [[(h.id, h.score) for h in hits] for hits in lists]
-        f = request.fusion
-        if f.method == "rrf":
-            fused = fuse.rrf(ranked, k=f.rank_constant, weights=f.weights, limit=request.k)
-        elif f.method == "dbsf":
-            fused = fuse.weighted_sum(ranked, f.weights, normalize="dbsf", missing="zero", limit=request.k)
-        else:
-            if f.normalizer not in fuse.NORMALIZERS:
-                raise ValueError(f"unknown normalizer {f.normalizer!r}; choose one of {fuse.NORMALIZERS}")
-            fused = fuse.weighted_sum(
-                ranked, f.weights, normalize=f.normalizer, missing=f.missing, limit=request.k
-            )
-        fields: dict[DocId, dict[str, Any]] = {}
-        for hits in lists:
-            for hit in hits:
-                fields.setdefault(hit.id, hit.fields)
-        return [
-            Hit(id=i, score=s, rank=r, fields=fields.get(i, {})) for r, (i, s) in enumerate(fused, start=1)
-        ]
-
     # -- lifecycle ------------------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -701,6 +852,19 @@ class OpenSearchConnector(Connector):
                 self.client.close()
             except Exception as exc:  # closing must not raise
                 log.debug("closing the OpenSearch client failed: %s", exc)
+
+
+def _transport_error_text(exc: Any) -> str:
+    """`STATUS type: reason` of an opensearch-py TransportError (the root cause when the body has one)."""
+    info = exc.info if isinstance(exc.info, Mapping) else {}
+    error = info.get("error")
+    if isinstance(error, Mapping):
+        causes = error.get("root_cause")
+        root = causes[0] if isinstance(causes, list) and causes and isinstance(causes[0], Mapping) else error
+        return f"{exc.status_code} {root.get('type')}: {root.get('reason')}"
+    if isinstance(error, str) and error:
+        return f"{exc.status_code} {error}"
+    return f"{exc.status_code} {exc.error}"
 
 
 def _check_k(k: int) -> None:

@@ -149,10 +149,14 @@ class SeismicQueryParams:
 
 @dataclass(frozen=True, slots=True)
 class KnnParams:
-    """The `knn_vector` method: HNSW on faiss (default) or lucene, its space type and graph parameters."""
+    """The `knn_vector` method: HNSW on Lucene (default) or faiss, its space type and graph parameters.
+
+    Lucene's HNSW is pure Java and runs on every node; faiss needs the k-NN plugin's native library, which some
+    distributions (and the plugin zip on Maven Central) lack: a faiss segment there closes the index's writer.
+    """
 
     space_type: SpaceType = "innerproduct"
-    engine: Literal["faiss", "lucene"] = "faiss"
+    engine: Literal["faiss", "lucene"] = "lucene"
     m: int = 16
     ef_construction: int = 128
     ef_search: int | None = None
@@ -166,6 +170,13 @@ class KnnParams:
             raise ValueError("HNSW m and ef_construction must be >= 2")
         if self.ef_search is not None and (self.ef_search < 1 or self.engine != "faiss"):
             raise ValueError("ef_search is an index parameter of the faiss engine and must be >= 1")
+
+    def to_method(self) -> dict[str, Any]:
+        """The mapping's `method` object."""
+        params: dict[str, Any] = {"m": self.m, "ef_construction": self.ef_construction}
+        if self.ef_search is not None:
+            params["ef_search"] = self.ef_search
+        return {"name": "hnsw", "engine": self.engine, "space_type": self.space_type, "parameters": params}
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,16 +249,11 @@ def build_index_body(spec: IndexSpec, options: OpenSearchOptions) -> dict[str, A
         properties[spec.sparse_field] = {"type": "rank_features"}
     if spec.dense_field is not None:
         index_settings["knn"] = True
-        knn = options.knn
-        method: dict[str, Any] = {
-            "name": "hnsw",
-            "engine": knn.engine,
-            "space_type": knn.space_type,
-            "parameters": {"m": knn.m, "ef_construction": knn.ef_construction},
+        properties[spec.dense_field] = {
+            "type": "knn_vector",
+            "dimension": spec.dense_dim,
+            "method": options.knn.to_method(),
         }
-        if knn.ef_search is not None:
-            method["parameters"]["ef_search"] = knn.ef_search
-        properties[spec.dense_field] = {"type": "knn_vector", "dimension": spec.dense_dim, "method": method}
     properties[METADATA_FIELD] = {"type": "object", "dynamic": True}
     mappings: dict[str, Any] = {
         "dynamic_templates": [

@@ -400,8 +400,8 @@ def weighted_sum(
       Note that under zscore 0 is the list's mean, not its bottom.
     - `min`: that list's lowest normalised score, times its weight (as Pyserini's hybrid searcher imputes).
     - `exclude`: the weighted arithmetic mean over the lists that did return d, sum w_i s_i / sum w_i over
-      present i, as OpenSearch's normalization processor (arithmetic_mean) does; a document found by one
-      list is not penalised. Weights are used as given (OpenSearch requires them to sum to 1).
+      present i; a document found by one list is not penalised. (OpenSearch's normalization processor,
+      measured on real nodes, counts a missing sub-query as 0 with its full weight: that is `zero`, scaled.)
     Weights default to 1 each; scores must be finite. `limit` keeps the best `limit` results.
     """
     return weighted_sum_table(lists, weights, normalize, missing, limit).pairs()

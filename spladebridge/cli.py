@@ -12,6 +12,7 @@ import hashlib
 import importlib
 import json
 import logging
+import math
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from typing import Any, NoReturn, TextIO
 
 from spladebridge.checkpoint import CheckpointError
 from spladebridge.config import SETTINGS, ConfigError, Settings, resolve
-from spladebridge.connectors.base import Connector, ConnectorError, IndexSpec
+from spladebridge.connectors.base import Connector, ConnectorError, IndexNotFound, IndexSpec
 from spladebridge.connectors.filters import Term
 from spladebridge.connectors.http_settings import HttpSettingsError
 from spladebridge.engines import (
@@ -162,7 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--fusion", choices=("rrf", "weighted", "dbsf"), default="rrf", help="fusion (default rrf)"
     )
-    p.add_argument("--rrf-k", type=float, default=60.0, help="RRF rank constant (default 60)")
+    p.add_argument(
+        "--rrf-k",
+        type=_rank_constant,
+        default=60,
+        help="RRF rank constant, an integer >= 1 as every engine takes (default 60)",
+    )
     p.add_argument("--weights", help="comma-separated weights, one per signal")
     p.add_argument("--candidates", type=int, default=100, help="candidates per signal (default 100)")
     p.add_argument(
@@ -244,6 +250,21 @@ def _dense_encoder(settings: Settings) -> Any:
     from spladebridge.encoder.dense import DenseEncoder
 
     return DenseEncoder(settings.get("dense_model"), device=settings.get("device"))
+
+
+_RRF_K_RULE = "expected a finite whole number >= 1 (engines fuse with an integer rank constant)"
+
+
+def _rank_constant(text: str) -> int:
+    """`--rrf-k`: an integer >= 1. Engines fuse server-side only with an integer rank constant, so a
+    fraction would silently move fusion client-side; it is refused instead."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(_RRF_K_RULE + f", got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(_RRF_K_RULE + f", got {text!r}")
+    return value
 
 
 def _positive(value: int | None, flag: str) -> None:
@@ -351,23 +372,29 @@ def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
+def _filter_value(text: str) -> str | int | float | bool:
+    """A `--filter` value: `true` / `false`, a number written the way the number prints (`7`, `-3`,
+    `2.5`), or else the string as given (`007`, `1e3`, `+5`, `nan` and `2.50` stay strings, so codes
+    and ids with leading zeros match their stored string)."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for convert in (int, float):
+        try:
+            number = convert(text)
+        except ValueError:
+            continue
+        if str(number) == text and math.isfinite(number):
+            return number
+    return text
+
+
 def _parse_filters(items: Sequence[str]) -> list[Term]:
     terms = []
     for item in items:
         field, sep, value = item.partition("=")
         if not sep or not field.strip():
             raise UsageError(f"--filter {item!r}: expected FIELD=VALUE")
-        scalar: str | int | float | bool = value
-        if value.lower() in ("true", "false"):
-            scalar = value.lower() == "true"
-        else:
-            for convert in (int, float):
-                try:
-                    scalar = convert(value)
-                    break
-                except ValueError:
-                    continue
-        terms.append(Term(field.strip(), scalar))
+        terms.append(Term(field.strip(), _filter_value(value)))
     return terms
 
 
@@ -404,14 +431,9 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     fusion = _fusion(args, len(signals) if signals else None)
     terms = _parse_filters(args.filter)
     flt = Filter(*terms) if terms else None
-    # Qdrant Edge knows its spec (dense or not) before any model loads; HTTP engines need the dense
-    # encoder's dimension to describe the index, so it is loaded first there.
-    edge = parse_engine_url(settings["url"], settings.get("engine")).kind == "qdrant-edge"
-    dense = None if edge else _dense_encoder(settings)
-    with _open_existing(settings, dense) as connector:
-        spec = connector.spec
-        if edge and spec is not None and spec.dense_field is not None:
-            dense = _dense_encoder(settings)
+    with _open_existing(settings) as connector:
+        spec = connector.existing_spec()  # the stored spec says whether there are dense vectors
+        dense = _dense_encoder(settings) if spec.dense_field is not None else None
         if signals is not None and "dense" in signals and dense is None:
             raise UsageError(f"index {settings['index']!r} has no dense vectors; drop 'dense' from --signals")
         searcher = HybridSearcher(
@@ -424,7 +446,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
             server_fusion=args.server_fusion,
         )
         hits = searcher.search(args.query, args.k, flt, explain=args.explain)
-        text_fields = spec.text_fields if spec is not None else tuple(settings["text_fields"])
+        text_fields = spec.text_fields
     if args.json:
         _print_json(
             {
@@ -462,31 +484,28 @@ def cmd_search(args: argparse.Namespace, settings: Settings, out: TextIO) -> int
     return EXIT_OK
 
 
-def _open_existing(settings: Settings, dense: Any = None) -> Connector:
-    """Connect to an index that should exist (Qdrant Edge: its folder must hold one).
-
-    An HTTP engine's connector learns its index from a spec: one is built from the settings and `dense`
-    (the dense encoder, or None for an index described without a dense field)."""
+def _open_existing(settings: Settings) -> Connector:
+    """Open an index that must already exist, by name, with the spec stored in the engine (never one
+    guessed from the command-line defaults, and never creating anything). A missing index is a usage
+    error (exit 2). Qdrant Edge: the index folder must hold a shard (opening creates nothing there)."""
     target = parse_engine_url(settings["url"], settings.get("engine"))
+    where = f"in {target.path}" if target.path is not None else f"at {target.describe()}"
+    missing = f"no index {settings['index']!r} {where}; create it with `spladebridge index`"
     if target.kind == "qdrant-edge":
         from spladebridge.connectors.qdrant_edge import SPEC_FILE
 
         assert target.path is not None
         if not (target.path / settings["index"] / SPEC_FILE).is_file():
-            raise UsageError(
-                f"no index {settings['index']!r} in {target.path}; create it with `spladebridge index`"
-            )
-        return _connect(settings)
+            raise UsageError(missing)
     connector = _connect(settings)
-    if connector.spec is None:
-        connector.ensure_index(
-            IndexSpec(
-                name=settings["index"],
-                dense_field="dense" if dense is not None else None,
-                dense_dim=int(dense.dim) if dense is not None else None,
-                text_fields=tuple(settings["text_fields"]),
-            )
-        )
+    try:
+        connector.existing_spec()
+    except IndexNotFound:
+        connector.close()
+        raise UsageError(missing) from None
+    except BaseException:
+        connector.close()
+        raise
     return connector
 
 

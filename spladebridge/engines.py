@@ -16,6 +16,7 @@ import re
 import ssl
 import urllib.error
 import urllib.request
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -36,11 +37,14 @@ __all__ = [
     "EngineConfigError",
     "EngineKind",
     "EngineTarget",
+    "HttpEngine",
+    "HttpFlavour",
     "client_libraries",
     "connect",
     "detect_http_engine",
     "install_hint",
     "parse_engine_url",
+    "probe_http_engine",
 ]
 
 EngineKind: TypeAlias = Literal["qdrant-edge", "qdrant", "elasticsearch", "opensearch"]
@@ -183,11 +187,23 @@ def http_settings(
         raise EngineConfigError(str(exc)) from None
 
 
-def detect_http_engine(
-    settings: HttpSettings, *, timeout: float | None = None
-) -> Literal["elasticsearch", "opensearch"]:
-    """Ask the cluster's `GET /` which engine it is (OpenSearch says `version.distribution: opensearch`)."""
-    url = settings.urls[0].rstrip("/") + "/"
+HttpFlavour: TypeAlias = Literal["elasticsearch", "opensearch"]
+_ES_PRODUCT_HEADER = "x-elastic-product"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpEngine:
+    """What an http(s) engine said it is: the flavour and, where it told, its version number."""
+
+    kind: HttpFlavour
+    version: str | None = None
+
+
+def _http_get(settings: HttpSettings, path: str, timeout: float | None) -> tuple[int, Mapping[str, str], Any]:
+    """GET `path` from the first URL: (status, headers with lower-case names, parsed JSON body or None),
+    also for HTTP errors.
+    EngineConfigError when the server cannot be reached."""
+    url = settings.urls[0].rstrip("/") + path
     request = urllib.request.Request(url, headers={"Accept": "application/json", **dict(settings.headers)})
     if settings.api_key is not None:
         request.add_header("Authorization", f"ApiKey {settings.api_key.reveal()}")
@@ -202,29 +218,87 @@ def detect_http_engine(
         if not settings.verify_certs:
             context.check_hostname = False
             context.verify_mode = ssl.CERT_NONE
-    where = settings.describe().split(" ")[0]
     try:
         with urllib.request.urlopen(
             request, timeout=timeout or settings.request_timeout, context=context
         ) as r:
-            body = json.loads(r.read().decode("utf-8"))
-            product = r.headers.get("X-elastic-product")
+            return r.status, _lower_keys(r.headers.items()), _json_or_none(r.read())
     except urllib.error.HTTPError as exc:
-        raise EngineConfigError(
-            f"GET {where}/ answered HTTP {exc.code}; check the credentials, or pass --engine "
-            "elasticsearch|opensearch"
-        ) from None
+        with exc:
+            headers = _lower_keys(exc.headers.items() if exc.headers is not None else ())
+            return exc.code, headers, _json_or_none(exc.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise EngineConfigError(f"cannot reach {where} ({reason})") from None
-    version = body.get("version", {}) if isinstance(body, dict) else {}
-    if isinstance(version, dict) and str(version.get("distribution", "")).lower() == "opensearch":
-        return "opensearch"
-    if product == "Elasticsearch" or (isinstance(body, dict) and "tagline" in body and "version" in body):
-        return "elasticsearch"
+        raise EngineConfigError(f"cannot reach {_where(settings)} ({reason})") from None
+
+
+def _lower_keys(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {name.lower(): value for name, value in items}
+
+
+def _json_or_none(raw: bytes) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None
+
+
+def _where(settings: HttpSettings) -> str:
+    return settings.describe().split(" ")[0]
+
+
+def probe_http_engine(settings: HttpSettings, *, timeout: float | None = None) -> HttpEngine:
+    """Which engine answers at `settings`, from its `GET /`.
+
+    OpenSearch says `version.distribution: "opensearch"`; Elasticsearch has no distribution and sends the
+    `X-Elastic-Product: Elasticsearch` header, also on errors: a minimal Elasticsearch distribution answers
+    `GET /` with HTTP 405, and its version then comes from `GET /_nodes/_local` (None if unreadable).
+    """
+    where = _where(settings)
+    status, headers, body = _http_get(settings, "/", timeout)
+    product = headers.get(_ES_PRODUCT_HEADER)
+    if status in (401, 403):
+        raise EngineConfigError(
+            f"GET {where}/ answered HTTP {status}; check the credentials, or pass --engine "
+            "elasticsearch|opensearch"
+        )
+    version = body.get("version") if isinstance(body, dict) else None
+    version = version if isinstance(version, dict) else {}
+    number = version.get("number")
+    number = str(number) if number is not None else None
+    if 200 <= status < 300:
+        if str(version.get("distribution", "")).lower() == "opensearch":
+            return HttpEngine("opensearch", number)
+        looks_like_es = isinstance(body, dict) and "tagline" in body and "distribution" not in version
+        if product == "Elasticsearch" or (looks_like_es and number is not None):
+            return HttpEngine("elasticsearch", number)
+        raise EngineConfigError(
+            f"{where} does not look like Elasticsearch or OpenSearch; pass --engine elasticsearch|opensearch"
+        )
+    if product == "Elasticsearch":  # e.g. 405: an Elasticsearch distribution without a GET / handler
+        return HttpEngine("elasticsearch", _nodes_version(settings, timeout))
     raise EngineConfigError(
-        f"{where} does not look like Elasticsearch or OpenSearch; pass --engine elasticsearch|opensearch"
+        f"GET {where}/ answered HTTP {status}; check the URL, or pass --engine elasticsearch|opensearch"
     )
+
+
+def _nodes_version(settings: HttpSettings, timeout: float | None) -> str | None:
+    """The local node's version from `GET /_nodes/_local?filter_path=nodes.*.version`, None if unreadable."""
+    try:
+        status, _, body = _http_get(settings, "/_nodes/_local?filter_path=nodes.*.version", timeout)
+    except EngineConfigError:
+        return None
+    nodes = body.get("nodes") if isinstance(body, dict) and status == 200 else None
+    if isinstance(nodes, dict):
+        for node in nodes.values():
+            if isinstance(node, dict) and node.get("version") is not None:
+                return str(node["version"])
+    return None
+
+
+def detect_http_engine(settings: HttpSettings, *, timeout: float | None = None) -> HttpFlavour:
+    """Ask the cluster's `GET /` which engine it is (see `probe_http_engine`)."""
+    return probe_http_engine(settings, timeout=timeout).kind
 
 
 def install_hint(kind: EngineKind) -> str:
@@ -302,17 +376,18 @@ def connect(
 
     flavour = target.kind
     if flavour is None:
-        flavour = detect_http_engine(settings_for("elasticsearch"), timeout=timeout)
+        es_settings = settings_for("elasticsearch")
+        probe = es_settings
+        if not es_settings.has_credentials:  # credentials may be given as SPLADEBRIDGE_OS_* only
+            os_settings = settings_for("opensearch")
+            probe = os_settings if os_settings.has_credentials else es_settings
+        flavour = detect_http_engine(probe, timeout=timeout)
     assert flavour in ("elasticsearch", "opensearch")
     settings = settings_for(flavour)
     cls = _connector_class(flavour)
-    if flavour == "elasticsearch":
-        return cast(Connector, cls(settings=settings, index=name, spec=spec))
-    # OpenSearchConnector learns its index from ensure_index(spec)
-    connector = cast(Connector, cls(settings))
-    if spec is not None:
-        connector.ensure_index(spec)
-    return connector
+    # both connectors take the same arguments: `index` opens an existing index from the spec stored in its
+    # mapping, `spec` is created (or checked) on first use
+    return cast(Connector, cls(settings=settings, index=name, spec=spec))
 
 
 def _check_index_name(name: str) -> None:

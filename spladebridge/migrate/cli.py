@@ -178,9 +178,12 @@ def _http_client(settings: Settings, url: str | None) -> ClusterApi:
         flavour = target.kind
     hs = http_settings(target, flavour, **creds)
     if flavour == "elasticsearch":
-        from elasticsearch import Elasticsearch
+        from spladebridge.connectors.elasticsearch import ElasticsearchConnector
 
-        return ClusterApi(Elasticsearch(**hs.to_client_kwargs("elasticsearch")), "elasticsearch")
+        # the connector's client speaks to the server's major (an 8.x cluster through elasticsearch-py 9)
+        reader = ElasticsearchConnector(settings=hs)
+        reader.node  # noqa: B018  (reads the version once; pins the compatible-with media type)
+        return ClusterApi(reader.client, "elasticsearch")
     from opensearchpy import OpenSearch
 
     return ClusterApi(OpenSearch(**hs.to_client_kwargs("opensearch")), "opensearch")

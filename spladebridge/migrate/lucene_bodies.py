@@ -16,6 +16,7 @@ from typing import Any, Literal, TypeAlias
 import numpy as np
 from numpy.typing import NDArray
 
+from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.es_bodies import (
     EsVersion,
     dense_mapping,
@@ -23,8 +24,10 @@ from spladebridge.connectors.es_bodies import (
     sparse_mapping,
     sparse_vector_query,
 )
+from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_to_meta
 from spladebridge.connectors.lucene import clean_document_vector, clean_query_vector
 from spladebridge.connectors.lucene_queries import FeatureNamer, bm25_query, rank_features_query
+from spladebridge.connectors.opensearch_bodies import KnnParams
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = [
@@ -104,8 +107,8 @@ def copyable_settings(index_settings: Mapping[str, Any]) -> dict[str, Any]:
 
 def added_properties(flavor: Flavor, fields: AddedFields, version: EsVersion | None = None) -> dict[str, Any]:
     """Mappings of the new fields. Elasticsearch: `sparse_vector` (pruning off where it exists) or
-    `rank_features`, `dense_vector`; OpenSearch: `rank_features`, `knn_vector` (HNSW, faiss, inner product
-    on normalised vectors, the same as the OpenSearch connector's default)."""
+    `rank_features`, `dense_vector`; OpenSearch: `rank_features`, `knn_vector` (the OpenSearch connector's
+    default method: HNSW on Lucene, inner product on normalised vectors)."""
     props: dict[str, Any] = {}
     if flavor == "elasticsearch":
         if fields.sparse_type == "sparse_vector":
@@ -124,12 +127,7 @@ def added_properties(flavor: Flavor, fields: AddedFields, version: EsVersion | N
         props[fields.dense_field] = {
             "type": "knn_vector",
             "dimension": fields.dense_dim,
-            "method": {
-                "name": "hnsw",
-                "engine": "faiss",
-                "space_type": "innerproduct",
-                "parameters": {"m": 16, "ef_construction": 128},
-            },
+            "method": KnnParams().to_method(),
         }
     return props
 
@@ -142,6 +140,25 @@ def _check_new_fields(properties: Mapping[str, Any], fields: AddedFields, wanted
                 f"field {name!r} already exists as {existing.get('type')!r}; choose another field name "
                 f"(the migration adds it as {wanted[name]['type']!r})"
             )
+
+
+def migrated_meta(fields: AddedFields, meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The `_meta` a migrated index carries: what the migration did, and the IndexSpec the connectors (and so
+    `spladebridge.connect` and the CLI) read, so the migrated index opens by name like one they created."""
+    text_fields = tuple(str(f) for f in meta.get("text_fields") or ())
+    spec = IndexSpec(
+        name="migrated",  # not stored: an index's spec takes the index's name when read back
+        sparse_field=fields.sparse_field,
+        dense_field=fields.dense_field,
+        dense_dim=fields.dense_dim,
+        text_fields=text_fields,
+        lexical=bool(text_fields),
+    )
+    feature_names = str(meta.get("feature_names", "ids"))
+    return {
+        MIGRATION_META_KEY: dict(meta),
+        SPEC_META_KEY: spec_to_meta(spec, fields.sparse_type, feature_names),
+    }
 
 
 def reindex_index_body(
@@ -168,7 +185,7 @@ def reindex_index_body(
     properties.update(wanted)
     mappings = {k: v for k, v in source_mappings.items() if k != "properties"}
     mappings["properties"] = properties
-    mappings["_meta"] = {**dict(source_mappings.get("_meta") or {}), MIGRATION_META_KEY: dict(meta)}
+    mappings["_meta"] = {**dict(source_mappings.get("_meta") or {}), **migrated_meta(fields, meta)}
     settings = copyable_settings(source_settings)
     if flavor == "opensearch" and fields.dense_field is not None:
         settings["knn"] = True
@@ -196,7 +213,7 @@ def in_place_mapping_body(
     _check_new_fields(existing_mappings.get("properties") or {}, fields, wanted)
     return {
         "properties": wanted,
-        "_meta": {**dict(existing_mappings.get("_meta") or {}), MIGRATION_META_KEY: dict(meta)},
+        "_meta": {**dict(existing_mappings.get("_meta") or {}), **migrated_meta(fields, meta)},
     }
 
 

@@ -77,12 +77,28 @@ def detect_flavor(info: Mapping[str, Any]) -> Flavor:
     return "opensearch" if version.get("distribution") == "opensearch" else "elasticsearch"
 
 
+def _server_info(client: Any) -> dict[str, Any]:
+    """`GET /`, or the local node's version where a minimal distribution has no `GET /` handler (Elasticsearch
+    moved it to the rest-root module, which its integ-test distribution leaves out)."""
+    try:
+        return dict(client.info())
+    except Exception as exc:
+        status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
+        if status not in (404, 405):
+            raise
+    nodes = client.nodes.info(node_id="_local", filter_path="nodes.*.version")
+    versions = [str(n.get("version")) for n in dict(nodes.get("nodes") or {}).values()]
+    if not versions:
+        raise MigrationSetupError("the cluster answers neither GET / nor GET /_nodes/_local with a version")
+    return {"version": {"number": versions[0]}}
+
+
 class ClusterApi:
     """The calls a migration makes, on the `elasticsearch` or the `opensearch-py` client."""
 
     def __init__(self, client: Any, flavor: Flavor | None = None) -> None:
         self.client = client
-        self.info: dict[str, Any] = dict(client.info())
+        self.info: dict[str, Any] = _server_info(client)
         self.flavor: Flavor = flavor or detect_flavor(self.info)
         self.es_version: EsVersion | None = None
         if self.flavor == "elasticsearch":

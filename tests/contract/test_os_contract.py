@@ -175,8 +175,8 @@ def test_dense_and_text_searches(spec: OpenSearchSpec) -> None:
     [
         ServerFusion(method="rrf", rank_constant=60),
         ServerFusion(method="rrf", weights=(2.0, 1.0, 1.0)),
-        ServerFusion(method="linear", normalizer="minmax", missing="exclude", weights=(0.2, 0.3, 0.5)),
-        ServerFusion(method="linear", normalizer="l2", missing="exclude"),
+        ServerFusion(method="linear", normalizer="minmax", missing="zero", weights=(0.2, 0.3, 0.5)),
+        ServerFusion(method="linear", normalizer="l2", missing="zero"),
     ],
 )
 def test_hybrid_query_and_its_pipeline(spec: OpenSearchSpec, fusion: ServerFusion) -> None:
@@ -209,7 +209,7 @@ def test_scan_point_in_time_bodies(spec: OpenSearchSpec) -> None:
         score_ranker_processor(10),
         normalization_processor("min_max", "harmonic_mean", [0.5, 0.5]),
         normalization_processor("l2", "geometric_mean"),
-        plan_fusion(ServerFusion(method="linear", missing="exclude", weights=(1.0, 4.0)), 2).pipeline,
+        plan_fusion(ServerFusion(method="linear", missing="zero", weights=(1.0, 4.0)), 2).pipeline,
     ],
 )
 def test_native_pipelines(spec: OpenSearchSpec, pipeline: Any) -> None:

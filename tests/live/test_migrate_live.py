@@ -1,7 +1,5 @@
-"""Migrations against real Elasticsearch 9.x and OpenSearch 2.x servers (testcontainers).
-
-Skipped automatically (tests/live/conftest.py) where no Docker engine answers. Each server starts once for
-the module. A plain BM25 index behind an alias is migrated by reindex (alias swapped in one call), in place,
+"""Migrations against real Elasticsearch 8.19 / 9.x and OpenSearch 2.19 nodes (tests/live/conftest.py).
+ A plain BM25 index behind an alias is migrated by reindex (alias swapped in one call), in place,
 and into Qdrant Edge; a run killed mid-scan is resumed.
 """
 
@@ -9,13 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from conftest import LiveNode, raw_client
 
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
@@ -29,10 +26,6 @@ from spladebridge.migrate.lucene_cluster import (
     resolve_reindex,
 )
 
-IMAGES = {
-    "elasticsearch": "docker.elastic.co/elasticsearch/elasticsearch:9.1.5",
-    "opensearch": "opensearchproject/opensearch:2.19.1",
-}
 WORDS = ["solar", "river", "bread", "piano", "garden", "rocket", "coffee", "winter"]
 
 
@@ -47,50 +40,13 @@ def _fakes() -> ModuleType:
     return sys.modules["migrate_fakes"]
 
 
-def _wait_ready(client: Any) -> None:
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            client.cluster.health(wait_for_status="yellow", timeout="5s")
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2)
-
-
-@pytest.fixture(scope="module", params=sorted(IMAGES))
-def api(request: pytest.FixtureRequest) -> Iterator[ClusterApi]:
-    from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import wait_for_logs
-
-    flavor = request.param
-    container = (
-        DockerContainer(IMAGES[flavor]).with_env("discovery.type", "single-node").with_exposed_ports(9200)
-    )
-    if flavor == "elasticsearch":
-        container = container.with_env("xpack.security.enabled", "false").with_env(
-            "ES_JAVA_OPTS", "-Xms1g -Xmx1g"
-        )
-    else:
-        container = (
-            container.with_env("DISABLE_SECURITY_PLUGIN", "true")
-            .with_env("DISABLE_INSTALL_DEMO_CONFIG", "true")
-            .with_env("OPENSEARCH_JAVA_OPTS", "-Xms768m -Xmx768m")
-        )
-    with container:
-        wait_for_logs(container, r"(started|Node started)", timeout=240)
-        url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(9200)}"
-        if flavor == "elasticsearch":
-            from elasticsearch import Elasticsearch
-
-            client: Any = Elasticsearch(url, request_timeout=60)
-        else:
-            from opensearchpy import OpenSearch
-
-            client = OpenSearch(hosts=[url], timeout=60)
-        _wait_ready(client)
-        yield ClusterApi(client)
+@pytest.fixture(scope="module")
+def api(lucene_node: LiveNode) -> ClusterApi:
+    client = raw_client(lucene_node)
+    # a reused node (make engines-up) keeps what an earlier run left
+    for name in client.indices.get(index="live-*", allow_no_indices=True):
+        client.indices.delete(index=name)
+    return ClusterApi(client)
 
 
 def _bm25_index(api: ClusterApi, name: str, alias: str | None = None, n: int = 57, knn: bool = False) -> None:

@@ -1,7 +1,6 @@
-"""The OpenSearch connector against real servers: official 2.x and 3.x images, security plugin disabled.
+"""The OpenSearch connector against real OpenSearch nodes (tests/live/conftest.py: `os_node`).
 
-Started with testcontainers; tests/live/conftest.py skips every test here, with the reason, when no Docker
-engine answers. Each image is started once for the module.
+Each node is started once per session from what `make engines` fetched (or named by SPLADEBRIDGE_TEST_*_URL).
 """
 
 from __future__ import annotations
@@ -10,8 +9,15 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from conftest import LiveNode
 
-from spladebridge.connectors.base import Document, HybridRequest, IndexSpec, ServerFusion
+from spladebridge.connectors.base import (
+    Document,
+    HybridRequest,
+    IndexSpec,
+    ServerFusion,
+    UnsupportedOperation,
+)
 from spladebridge.connectors.bulk import BulkConfig
 from spladebridge.connectors.filters import Term
 from spladebridge.connectors.http_settings import HttpSettings
@@ -20,45 +26,12 @@ from spladebridge.connectors.opensearch import OpenSearchConnector, OpenSearchOp
 from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.hybrid import fusion as fuse
 
-IMAGES = ["opensearchproject/opensearch:2.19.1", "opensearchproject/opensearch:3.3.0"]
 DIM = 8
 
 
-@pytest.fixture(scope="module", params=IMAGES)
-def os_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    from testcontainers.core.container import DockerContainer
-    from testcontainers.core.waiting_utils import wait_for_logs
-
-    container = (
-        DockerContainer(request.param)
-        .with_env("discovery.type", "single-node")
-        .with_env("DISABLE_SECURITY_PLUGIN", "true")
-        .with_env("DISABLE_INSTALL_DEMO_CONFIG", "true")
-        .with_env("OPENSEARCH_JAVA_OPTS", "-Xms768m -Xmx768m")
-        .with_exposed_ports(9200)
-    )
-    with container:
-        wait_for_logs(container, r"(started|Node started)", timeout=240)
-        url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(9200)}"
-        _wait_green(url)
-        yield url
-
-
-def _wait_green(url: str) -> None:
-    import time
-
-    from opensearchpy import OpenSearch
-
-    client = OpenSearch(hosts=[url])
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            client.cluster.health(params={"wait_for_status": "yellow", "timeout": "5s"})
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(2)
+@pytest.fixture(scope="module")
+def os_url(os_node: LiveNode) -> str:
+    return os_node.url
 
 
 def _corpus(n: int = 40) -> list[Document]:
@@ -85,6 +58,7 @@ def _corpus(n: int = 40) -> list[Document]:
 def loaded(os_url: str) -> Iterator[tuple[OpenSearchConnector, list[Document]]]:
     conn = OpenSearchConnector(os_url, options=OpenSearchOptions(bulk=BulkConfig(initial_backoff=0.2)))
     spec = IndexSpec(name="sb-live", dense_dim=DIM)
+    conn.client.indices.delete(index=spec.name, ignore_unavailable=True)
     conn.ensure_index(spec)
     docs = _corpus()
     report = conn.upsert(docs)
@@ -130,8 +104,8 @@ def test_dense_and_text_search_with_filters(loaded: tuple[OpenSearchConnector, l
     "fusion",
     [
         ServerFusion(method="rrf", rank_constant=60),
-        ServerFusion(method="linear", normalizer="minmax", missing="exclude", weights=(0.3, 0.7)),
-        ServerFusion(method="linear", normalizer="l2", missing="exclude"),
+        ServerFusion(method="linear", normalizer="minmax", missing="zero", weights=(0.3, 0.7)),
+        ServerFusion(method="linear", normalizer="l2", missing="zero"),
     ],
 )
 def test_server_side_hybrid_agrees_with_the_client_side_twin(
@@ -155,8 +129,8 @@ def test_server_side_hybrid_agrees_with_the_client_side_twin(
         tolerance = 1e-6
     else:
         normalizer: fuse.Normalizer = "minmax" if fusion.normalizer == "minmax" else "l2"
-        twin = fuse.weighted_sum(lists, fusion.weights, normalize=normalizer, missing="exclude")
-        tolerance = 1.5e-3  # OpenSearch's min_max floor (0.001) and float32 arithmetic
+        twin = fuse.weighted_sum(lists, fusion.weights, normalize=normalizer, missing="zero")
+        tolerance = 1.5e-3 * sum(fusion.weights or (1.0, 1.0))  # min_max floor (0.001), float32
     twin_scores = dict(twin)
     for hit in server:
         assert hit.id in twin_scores
@@ -191,16 +165,21 @@ def test_capabilities_detect_the_plugins(loaded: tuple[OpenSearchConnector, list
     assert caps.engine == "opensearch" and caps.dense and "linear" in caps.server_fusion
 
 
-def test_seismic_sparse_vector_on_3_3(os_url: str) -> None:
+def test_seismic_sparse_vector_needs_3_3_and_searches_there(os_url: str) -> None:
     conn = OpenSearchConnector(
         settings=HttpSettings(urls=(os_url,)),
         options=OpenSearchOptions(
             sparse_type="sparse_vector", seismic=SeismicIndexParams(quantization_ceiling_ingest=3.0)
         ),
     )
-    if conn.server_info().version < (3, 3):
-        pytest.skip(f"sparse_vector needs 3.3+, server is {conn.server_info().version_text}")
     spec = IndexSpec(name="sb-live-seismic", dense_field=None)
+    conn.client.indices.delete(index=spec.name, ignore_unavailable=True)
+    if conn.server_info().version < (3, 3):
+        with pytest.raises(UnsupportedOperation, match=r"3\.3"):
+            conn.ensure_index(spec)
+        assert not conn.client.indices.exists(index=spec.name)
+        conn.close()
+        return
     conn.ensure_index(spec)
     docs = [d for d in _corpus(20)]
     for d in docs:

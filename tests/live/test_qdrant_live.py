@@ -24,6 +24,8 @@ from spladebridge.connectors.filters import Range
 from spladebridge.connectors.qdrant import QdrantConnector
 from spladebridge.hybrid.fusion import rrf, weighted_sum
 
+pytestmark = pytest.mark.docker  # no Qdrant server is published where our machines can fetch
+
 IMAGE = os.environ.get("SPLADEBRIDGE_QDRANT_IMAGE", "qdrant/qdrant:v1.17.0")
 
 

@@ -375,7 +375,7 @@ class MiniES:
             field, _, name = q["field"].partition(".")
             value = (src.get(field) or {}).get(name)
             return None if value is None else q.get("boost", 1.0) * _truncate9(value)
-        if kind in ("match", "multi_match"):
+        if kind in ("match", "multi_match", "combined_fields"):
             if kind == "match":
                 ((field, spec),) = q.items()
                 fields, text = [field], spec["query"]

@@ -8,13 +8,14 @@ from hypothesis import strategies as st
 
 from spladebridge.connectors.es_bodies import (
     EsVersion,
+    bm25_query,
     check_index_name,
     dense_mapping,
     linear_retriever,
     rrf_retriever,
     sparse_mapping,
 )
-from spladebridge.connectors.lucene_queries import FeatureNameError, FeatureNamer, bm25_query
+from spladebridge.connectors.lucene_queries import FeatureNameError, FeatureNamer
 from spladebridge.encoder.sparse_vector import SparseVector
 
 
@@ -98,8 +99,15 @@ def test_retriever_builders_check_their_inputs() -> None:
 
 
 def test_bm25_query_uses_match_for_one_field() -> None:
-    assert bm25_query("q", ["title"]) == {"match": {"title": {"query": "q"}}}
-    assert bm25_query("q", ["a", "b"]) == {"multi_match": {"query": "q", "fields": ["a", "b"]}}
+    assert bm25_query("q", ["title"], combined=True) == {"match": {"title": {"query": "q"}}}
+    assert bm25_query("q", ["a", "b"], combined=True) == {
+        "combined_fields": {"query": "q", "fields": ["a", "b"]}
+    }
+    assert bm25_query("q", ["a", "b"], combined=False) == {
+        "multi_match": {"query": "q", "fields": ["a", "b"], "type": "best_fields"}
+    }
+    with pytest.raises(ValueError, match="at least one text field"):
+        bm25_query("q", [], combined=True)
 
 
 @given(st.dictionaries(st.integers(0, 30521), st.floats(0.5, 50, width=32), max_size=40))

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from es_fake import MiniES
+from es_fake import MiniES as _MiniES
 
 from spladebridge.connectors.base import (
     ConnectorError,
@@ -21,6 +21,16 @@ from spladebridge.connectors.elasticsearch import ElasticsearchConnector
 from spladebridge.connectors.filters import Filter, Range, Term, Terms
 from spladebridge.connectors.lucene import lucene_dot
 from spladebridge.encoder.sparse_vector import SparseVector
+
+
+class MiniES(_MiniES):
+    """MiniES that also scores `combined_fields` (as the same word-overlap stand-in for BM25)."""
+
+    def score(self, query: dict[str, Any], src: dict[str, Any]) -> float | None:
+        if "combined_fields" in query:
+            return super().score({"multi_match": query["combined_fields"]}, src)
+        return super().score(query, src)
+
 
 SPEC = IndexSpec(name="docs", dense_field="dense", dense_dim=4, options={"dense_similarity": "cosine"})
 
@@ -73,7 +83,13 @@ def test_mapping_follows_the_server_version(
     props = body["mappings"]["properties"]
     assert props["splade"]["type"] == sparse
     assert props["splade"].get("index_options") == index_options
-    assert props["dense"] == {"type": "dense_vector", "dims": 4, "index": True, "similarity": "cosine"}
+    assert props["dense"] == {
+        "type": "dense_vector",
+        "dims": 4,
+        "index": True,
+        "similarity": "cosine",
+        "index_options": {"type": "hnsw", "m": 32, "ef_construction": 200},  # never quantised by default
+    }
     assert props["title"]["type"] == "text" and props["title"]["fields"]["keyword"]["type"] == "keyword"
     assert body["mappings"]["_meta"]["spladebridge"]["sparse_type"] == sparse
     settings = body.get("settings", {})
@@ -243,9 +259,9 @@ def test_filters_apply_to_sparse_dense_and_text_search() -> None:
     text_hits = conn.search_text("alpha", 12, Term("title", "title 3"))
     assert [h.id for h in text_hits] == [3]
     knn = es.cluster.requests[-2].body["knn"]
-    assert knn["k"] == 12 and knn["num_candidates"] == 24 and knn["filter"][0] == {"terms": {"lang": ["en"]}}
+    assert knn["k"] == 12 and knn["num_candidates"] == 600 and knn["filter"][0] == {"terms": {"lang": ["en"]}}
     text_query = es.cluster.requests[-1].body["query"]["bool"]
-    assert text_query["must"] == [{"multi_match": {"query": "alpha", "fields": ["title", "text"]}}]
+    assert text_query["must"] == [{"combined_fields": {"query": "alpha", "fields": ["title", "text"]}}]
     assert text_query["filter"] == [{"term": {"title.keyword": {"value": "title 3"}}}]
 
 
@@ -342,7 +358,7 @@ def test_explain_sparse_terms_sum_to_the_hit_score() -> None:
 def test_an_8x_server_refusing_the_9x_client_gets_a_clear_error() -> None:
     es = MiniES("8.17.0")
     es.reject_compat = True
-    with pytest.raises(ConnectorError, match=r"8\.x servers need an 8\.x client"):
+    with pytest.raises(ConnectorError, match=r"compatibility headers.*pass url=\.\.\. instead of a client"):
         _connector(es).ensure_index(SPEC)
 
 
@@ -422,7 +438,7 @@ def test_rrf_retriever_body_has_one_retriever_per_signal() -> None:
     }
     assert sparse["standard"]["query"]["bool"]["filter"] == [{"term": {"lang": {"value": "en"}}}]
     assert dense["knn"]["k"] == 50 and dense["knn"]["filter"] == [{"term": {"lang": {"value": "en"}}}]
-    assert text["standard"]["query"]["bool"]["must"][0]["multi_match"]["query"] == "alpha"
+    assert text["standard"]["query"]["bool"]["must"][0]["combined_fields"]["query"] == "alpha"
 
 
 def test_weighted_rrf_uses_the_wrapped_form_on_9_2_and_falls_back_before() -> None:
@@ -494,3 +510,68 @@ def test_unreachable_cluster_is_a_connector_error_naming_the_host() -> None:
     finally:
         conn.close()
         conn.close()  # safe twice
+
+
+def _existing(es: MiniES, props: dict[str, Any], spec: IndexSpec) -> None:
+    """An index made elsewhere: `props` as mapped, with the spladebridge spec in `_meta`."""
+    from spladebridge.connectors.index_meta import spec_to_meta
+
+    mappings = {"_meta": {"spladebridge": spec_to_meta(spec, "sparse_vector", "ids")}, "properties": props}
+    es.indices[spec.name] = {"mappings": mappings, "docs": {}}
+
+
+def test_semantic_text_fields_are_refused_as_bm25_fields() -> None:
+    es = MiniES("9.1.0")
+    spec = IndexSpec(name="docs", text_fields=("title", "body"))
+    props = {
+        "splade": {"type": "sparse_vector"},
+        "title": {"type": "text"},
+        "body": {"type": "semantic_text"},
+    }
+    _existing(es, props, spec)
+    with pytest.raises(
+        ConnectorError, match=r"'body' is semantic_text, where a match query runs the inference"
+    ):
+        _connector(es, index="docs").search_text("alpha", 3)
+    assert not es.cluster.calls("POST", "/docs/_search")  # no query reached the inference endpoint
+    with pytest.raises(ConnectorError, match="semantic_text"):
+        _connector(es).ensure_index(spec)
+
+
+def test_bm25_is_combined_fields_only_where_every_field_is_text_with_one_analyzer() -> None:
+    es = MiniES("9.1.0")
+    spec = IndexSpec(name="docs", text_fields=("title", "body"))
+    _existing(
+        es, {"splade": {"type": "sparse_vector"}, "title": {"type": "text"}, "body": {"type": "text"}}, spec
+    )
+    assert "combined_fields" in _connector(es, index="docs").text_search_body("q", 3)["query"]
+    mixed = {
+        "splade": {"type": "sparse_vector"},
+        "title": {"type": "text", "analyzer": "standard"},
+        "body": {"type": "text", "analyzer": "whitespace"},
+    }
+    es2 = MiniES("9.1.0")
+    _existing(es2, mixed, spec)
+    query = _connector(es2, index="docs").text_search_body("q", 3)["query"]
+    assert query == {"multi_match": {"query": "q", "fields": ["title", "body"], "type": "best_fields"}}
+    es3 = MiniES("9.1.0")
+    _existing(es3, {**mixed, "body": {"type": "match_only_text"}}, spec)
+    assert "multi_match" in _connector(es3, index="docs").text_search_body("q", 3)["query"]
+
+
+def test_dense_defaults_can_be_overridden() -> None:
+    es = MiniES("9.1.0")
+    conn = _connector(es, num_candidates_factor=3, min_num_candidates=10)
+    conn.ensure_index(
+        IndexSpec(name="docs", dense_dim=4, options={"dense_index_options": {"type": "int8_hnsw"}})
+    )
+    assert _index_request(es)["mappings"]["properties"]["dense"]["index_options"] == {"type": "int8_hnsw"}
+    assert (
+        conn.num_candidates(10) == 30 and conn.num_candidates(2) == 10 and conn.num_candidates(5000) == 10_000
+    )
+    es2 = MiniES("9.1.0")
+    _connector(es2).ensure_index(IndexSpec(name="docs", dense_dim=4, options={"dense_index_options": None}))
+    assert (
+        "index_options" not in _index_request(es2)["mappings"]["properties"]["dense"]
+    )  # the server's choice
+    assert _connector(MiniES()).num_candidates(10) == 500

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pytest
-from os_fake import FakeOpenSearch, Request
+from os_fake import Request
+from test_os_node_fake import NodeFake as FakeOpenSearch
 
 from spladebridge.connectors.base import (
     ConnectorError,
@@ -28,6 +30,7 @@ from spladebridge.connectors.opensearch import (
     filter_clauses,
 )
 from spladebridge.encoder.sparse_vector import SparseVector
+from spladebridge.hybrid import RRF, HybridSearcher
 from spladebridge.hybrid import fusion as fuse
 
 SPEC = IndexSpec(name="docs", dense_dim=3)
@@ -285,37 +288,57 @@ def test_server_side_hybrid_creates_the_pipeline_once_and_scales_weighted_rrf_sc
     assert [h.id for h in hits] == [0, 1] and hits[0].score == pytest.approx(0.05 * 4.0)
 
 
-def test_hybrid_falls_back_to_client_side_fusion_without_the_plugin(caplog: pytest.LogCaptureFixture) -> None:
+class _QueryEncoder:
+    """Sparse and dense query encoder for HybridSearcher: fixed vectors, whatever the text."""
+
+    def __init__(self, sparse: SparseVector, dense: np.ndarray[Any, np.dtype[np.float32]]) -> None:
+        self.sparse, self.dense = sparse, dense
+
+    def encode_queries(self, texts: Sequence[str]) -> list[SparseVector]:
+        return [self.sparse for _ in texts]
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        return np.stack([self.dense for _ in texts])
+
+
+def test_hybrid_without_the_plugin_raises_and_the_searcher_fuses_client_side() -> None:
     fake = FakeOpenSearch(plugins=("opensearch-knn",))
     conn = _connector(fake)
     docs = _docs(10)
     conn.upsert(docs)
+    assert docs[1].sparse is not None and docs[5].dense is not None
     request = HybridRequest(
-        k=3,
-        candidates=6,
-        fusion=ServerFusion(method="rrf"),
-        sparse=docs[1].sparse,
-        dense=docs[5].dense,
+        k=3, candidates=6, fusion=ServerFusion(method="rrf"), sparse=docs[1].sparse, dense=docs[5].dense
     )
-    with caplog.at_level(logging.WARNING):
-        hits = conn.search_hybrid(request)
-    assert "neural-search plugin is not installed" in caplog.text
+    with pytest.raises(UnsupportedOperation, match="neural-search plugin is not installed"):
+        conn.search_hybrid(request)
     assert fake.pipelines == {}
-    sparse = [(h.id, h.score) for h in conn.search_sparse(docs[1].sparse, 6)]  # type: ignore[arg-type]
-    dense = [(h.id, h.score) for h in conn.search_dense(docs[5].dense, 6)]  # type: ignore[arg-type]
+    encoder = _QueryEncoder(docs[1].sparse, docs[5].dense)
+    searcher = HybridSearcher(conn, encoder, encoder, signals=("sparse", "dense"), fusion=RRF(), candidates=6)
+    assert not searcher.uses_server_fusion
+    assert "does not offer server-side rrf" in (searcher.server_fusion_problem or "")
+    hits = searcher.search("anything", k=3)
+    sparse = [(h.id, h.score) for h in conn.search_sparse(docs[1].sparse, 6)]
+    dense = [(h.id, h.score) for h in conn.search_dense(docs[5].dense, 6)]
     expected = fuse.rrf([sparse, dense], k=60, limit=3)
-    assert [(h.id, h.score) for h in hits] == expected
+    assert [h.id for h in hits] == [i for i, _ in expected]
+    assert [h.score for h in hits] == pytest.approx([score for _, score in expected])
+    assert fake.pipelines == {}
 
 
-def test_missing_zero_linear_fusion_is_computed_client_side() -> None:
+def test_a_fusion_opensearch_lacks_is_refused_server_side() -> None:
     fake = FakeOpenSearch()
     conn = _connector(fake)
     conn.upsert(_docs(6))
-    fusion = ServerFusion(method="linear", normalizer="minmax", missing="zero")
+    fusion = ServerFusion(method="dbsf")
     request = HybridRequest(
         k=3, candidates=6, fusion=fusion, sparse=SparseVector([1], [1.0]), dense=np.ones(3, np.float32)
     )
-    conn.search_hybrid(request)
+    problem = conn.server_fusion_problem(fusion, 2)
+    assert problem is not None and "dbsf" in problem
+    with pytest.raises(UnsupportedOperation) as raised:
+        conn.search_hybrid(request)
+    assert problem in str(raised.value) and isinstance(raised.value, ConnectorError)
     assert fake.pipelines == {}
     assert all("hybrid" not in str(r.body) for r in fake.calls("POST", "/docs/_search"))
 
@@ -323,12 +346,13 @@ def test_missing_zero_linear_fusion_is_computed_client_side() -> None:
 @pytest.mark.parametrize(
     ("version", "plugins", "fusion", "weighted", "types"),
     [
-        ("2.11.0", ("opensearch-neural-search", "opensearch-knn"), {"linear"}, False, ("rank_features",)),
+        # weighted linear since 2.10 (weighted RRF needs 3.1: refused per fusion by server_fusion_problem)
+        ("2.11.0", ("opensearch-neural-search", "opensearch-knn"), {"linear"}, True, ("rank_features",)),
         (
             "2.19.0",
             ("opensearch-neural-search", "opensearch-knn"),
             {"linear", "rrf"},
-            False,
+            True,
             ("rank_features",),
         ),
         (

@@ -2,7 +2,8 @@
 
 `_OpenSearchModel` re-implements, in Python, what neural-search does to the sub-query results of a
 `hybrid` query on one shard (MinMaxScoreNormalizationTechnique, L2ScoreNormalizationTechnique,
-ArithmeticMeanScoreCombinationTechnique with its -1 "not returned" sentinel, RRFNormalizationTechnique +
+ArithmeticMeanScoreCombinationTechnique, where a sub-query that did not return a document counts 0 with its full
+weight, as real 2.19.1 and 3.6.0 nodes do (tests/live), RRFNormalizationTechnique +
 RRFScoreCombinationTechnique). The tests feed the same candidate lists to that model (configured from
 `plan_fusion`'s pipeline, so the mapping is what is tested) and to the hybrid module's fusion functions.
 """
@@ -18,13 +19,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spladebridge.connectors.base import ServerFusion
-from spladebridge.connectors.opensearch_pipelines import plan_fusion
+from spladebridge.connectors.opensearch_pipelines import PipelineError, plan_fusion
 from spladebridge.hybrid import fusion as fuse
 
 Ranked = list[tuple[int, float]]
 _MIN_SCORE = 0.001  # MinMaxScoreNormalizationTechnique.MIN_SCORE
 _SINGLE_RESULT_SCORE = 1.0
-_NOT_RETURNED = -1.0  # the sentinel ScoreCombiner gives a sub-query that did not return the document
+_NOT_RETURNED = 0.0  # what a sub-query that did not return the document contributes (real nodes, tests/live)
 
 
 def _minmax(scores: list[float], floor: float) -> list[float]:
@@ -126,13 +127,13 @@ def test_l2_arithmetic_mean_twin_matches_normalization_processor(
     case: tuple[list[Ranked], tuple[float, ...]],
 ) -> None:
     lists, weights = case
-    fusion = ServerFusion(method="linear", normalizer="l2", missing="exclude", weights=weights)
+    fusion = ServerFusion(method="linear", normalizer="l2", missing="zero", weights=weights)
     plan = plan_fusion(fusion, len(lists))
     model = _OpenSearchModel(plan.pipeline.body).fuse(lists)
-    twin = dict(fuse.weighted_sum(lists, weights, normalize="l2", missing="exclude"))
+    twin = dict(fuse.weighted_sum(lists, weights, normalize="l2", missing="zero"))
     assert set(model) == set(twin)
     for doc, score in model.items():
-        assert score == pytest.approx(twin[doc], rel=1e-9, abs=1e-12)
+        assert score * plan.score_scale == pytest.approx(twin[doc], rel=1e-9, abs=1e-12)
 
 
 @settings(max_examples=150, deadline=None)
@@ -143,25 +144,27 @@ def test_minmax_arithmetic_mean_twin_matches_up_to_the_min_score_floor(
     """Exactly equal once OpenSearch's 0.001 floor for a sub-query's lowest score is taken out; within
     0.001 with it, and the same order wherever OpenSearch's scores differ by more than that."""
     lists, weights = case
-    fusion = ServerFusion(method="linear", normalizer="minmax", missing="exclude", weights=weights)
+    fusion = ServerFusion(method="linear", normalizer="minmax", missing="zero", weights=weights)
     plan = plan_fusion(fusion, len(lists))
-    twin = dict(fuse.weighted_sum(lists, weights, normalize="minmax", missing="exclude"))
+    twin = dict(fuse.weighted_sum(lists, weights, normalize="minmax", missing="zero"))
+    scale = plan.score_scale
     exact = _OpenSearchModel(plan.pipeline.body, minmax_floor=0.0).fuse(lists)
     for doc, score in exact.items():
-        assert score == pytest.approx(twin[doc], rel=1e-9, abs=1e-12)
-    model = _OpenSearchModel(plan.pipeline.body).fuse(lists)
+        assert score * scale == pytest.approx(twin[doc], rel=1e-9, abs=1e-12)
+    model = {doc: score * scale for doc, score in _OpenSearchModel(plan.pipeline.body).fuse(lists).items()}
     for doc, score in model.items():
-        assert abs(score - twin[doc]) <= _MIN_SCORE + 1e-12
-    _order_agrees(model, twin, margin=2 * _MIN_SCORE)
+        assert abs(score - twin[doc]) <= _MIN_SCORE * scale + 1e-12
+    _order_agrees(model, twin, margin=2 * _MIN_SCORE * scale)
 
 
-def test_a_document_found_by_one_sub_query_is_not_penalised() -> None:
-    """The point of missing='exclude': doc 9, top of list 0 only, ties doc 1, top of both lists."""
+def test_a_document_found_by_one_sub_query_counts_zero_in_the_other() -> None:
+    """Doc 9, top of list 0 only, ties doc 1 there but not overall: OpenSearch averages in a 0 for list 1."""
     lists: list[Ranked] = [[(1, 5.0), (9, 5.0), (2, 1.0)], [(1, 3.0), (3, 1.0)]]
-    plan = plan_fusion(ServerFusion(method="linear", normalizer="minmax", missing="exclude"), 2)
+    plan = plan_fusion(ServerFusion(method="linear", normalizer="minmax", missing="zero"), 2)
     model = _OpenSearchModel(plan.pipeline.body).fuse(lists)
-    twin = dict(fuse.weighted_sum(lists, normalize="minmax", missing="exclude"))
-    assert model[9] == model[1] == pytest.approx(1.0)
-    assert twin[9] == twin[1] == pytest.approx(1.0)
-    zero = dict(fuse.weighted_sum(lists, normalize="minmax", missing="zero"))
-    assert zero[9] < zero[1]  # with missing='zero' the single-list document is pushed down
+    twin = dict(fuse.weighted_sum(lists, normalize="minmax", missing="zero"))
+    assert model[1] == pytest.approx(1.0) and model[9] == pytest.approx(0.5)
+    assert twin[1] == pytest.approx(model[1] * plan.score_scale)
+    assert twin[9] == pytest.approx(model[9] * plan.score_scale)
+    with pytest.raises(PipelineError, match="missing='exclude'"):
+        plan_fusion(ServerFusion(method="linear", normalizer="minmax", missing="exclude"), 2)

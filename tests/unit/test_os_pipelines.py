@@ -47,27 +47,26 @@ def test_equal_non_unit_weights_need_no_weights_parameter() -> None:
 
 
 @pytest.mark.parametrize(("normalizer", "technique"), [("minmax", "min_max"), ("l2", "l2")])
-def test_linear_exclude_maps_to_normalization_processor_arithmetic_mean(
-    normalizer: str, technique: str
-) -> None:
+def test_linear_zero_maps_to_normalization_processor_arithmetic_mean(normalizer: str, technique: str) -> None:
     plan = plan_fusion(
-        ServerFusion(method="linear", normalizer=normalizer, missing="exclude", weights=(1, 3)), 2
+        ServerFusion(method="linear", normalizer=normalizer, missing="zero", weights=(1, 3)), 2
     )
     proc = _processor(plan.pipeline.body)["normalization-processor"]
     assert proc == {
         "normalization": {"technique": technique},
         "combination": {"technique": "arithmetic_mean", "parameters": {"weights": [0.25, 0.75]}},
     }
-    assert plan.score_scale == 1.0  # the mean is invariant to the weights' scale
+    assert plan.score_scale == 4.0  # the mean divides by the weights' sum; this restores sum_i w_i * norm_i
 
 
 @pytest.mark.parametrize(
     ("fusion", "fragment"),
     [
         (ServerFusion(method="dbsf"), "dbsf"),
-        (ServerFusion(method="linear", normalizer="none", missing="exclude"), "always normalises"),
-        (ServerFusion(method="linear", normalizer="minmax", missing="zero"), "missing='zero'"),
-        (ServerFusion(method="linear", normalizer="zscore", missing="exclude"), "total hit count"),
+        (ServerFusion(method="linear", normalizer="none", missing="zero"), "always normalises"),
+        (ServerFusion(method="linear", normalizer="minmax", missing="exclude"), "missing='exclude'"),
+        (ServerFusion(method="linear", normalizer="l2", missing="min"), "missing='min'"),
+        (ServerFusion(method="linear", normalizer="zscore", missing="zero"), "total hit count"),
     ],
 )
 def test_fusions_with_other_semantics_are_refused_with_a_reason(fusion: ServerFusion, fragment: str) -> None:
