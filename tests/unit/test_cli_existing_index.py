@@ -87,7 +87,6 @@ def test_search_and_stats_use_the_stored_spec_not_the_cli_defaults(es: MiniES) -
         "--signals",
         "sparse,bm25",
         "--no-server-fusion",
-        "--no-server-fusion",
     )
     data = json.loads(out)
     assert code == 0, out
