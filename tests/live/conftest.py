@@ -118,7 +118,7 @@ class NodePool:
         container = container.with_exposed_ports(9200).start()
         self._containers.append(container)
         url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(9200)}"
-        probe = nodes.RunningNode(kind, url, os.getpid(), Path("."), owned=False)
+        probe = nodes.RunningNode(kind, url, os.getpid(), Path("."))
         nodes.wait_healthy(probe)
         return LiveNode(kind.name, kind.engine, url, source="testcontainers")
 
@@ -186,16 +186,6 @@ def lucene_node(request: pytest.FixtureRequest, node_pool: NodePool) -> LiveNode
     return node_pool.get(request.param)
 
 
-def server_major(url: str) -> int:
-    """The node's major version, read from `_nodes/_local` (the integ-test Elasticsearch has no `GET /`)."""
-    import json
-    import urllib.request
-
-    with urllib.request.urlopen(url + "/_nodes/_local?filter_path=nodes.*.version", timeout=10) as r:
-        versions = [n["version"] for n in json.loads(r.read())["nodes"].values()]
-    return int(versions[0].split(".")[0])
-
-
 def raw_client(node: LiveNode, timeout: float = 60) -> Any:
     """The engine's official client for `node` (test set-up). Elasticsearch: the connector's own client, which
     speaks `compatible-with=<server major>` to an older node (elasticsearch-py 9 to 8.19)."""
@@ -208,6 +198,15 @@ def raw_client(node: LiveNode, timeout: float = 60) -> Any:
     connector = ElasticsearchConnector(node.url)
     connector.node  # noqa: B018  (reads the version; pins the media type)
     return connector.client
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[Any]:
+    """Keep each phase's report on the item (`rep_setup`, `rep_call`), so fixtures can keep a failed test's
+    node logs."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -27,8 +27,8 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,8 +113,6 @@ class RunningNode:
     pid: int
     run_dir: Path
     started_in_s: float = 0.0
-    owned: bool = True  # False for a node found running (make engines-up) or given by URL
-    extra_settings: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def log_file(self) -> Path:
@@ -390,7 +388,7 @@ def start(
         start_new_session=True,
     )
     log.close()
-    node = RunningNode(kind, f"http://127.0.0.1:{http_port}", process.pid, run_dir, extra_settings=extra)
+    node = RunningNode(kind, f"http://127.0.0.1:{http_port}", process.pid, run_dir)
     try:
         if kind.engine == "opensearch":
             node.url = f"http://127.0.0.1:{_runner_port(node, http_port)}"
@@ -507,9 +505,7 @@ def recorded(name: str) -> RunningNode | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    node = RunningNode(
-        NODE_KINDS[name], str(data["url"]), int(data["pid"]), Path(str(data["run_dir"])), owned=False
-    )
+    node = RunningNode(NODE_KINDS[name], str(data["url"]), int(data["pid"]), Path(str(data["run_dir"])))
     return node if node.alive() and healthy(node.url) else None
 
 
@@ -560,10 +556,6 @@ def _cmd_status(names: list[str]) -> int:
     return 0
 
 
-def iter_default_names() -> Iterator[str]:
-    yield from NODE_KINDS
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="nodes.py", description=__doc__.splitlines()[0] if __doc__ else None
@@ -571,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["prepare", "up", "down", "status"])
     parser.add_argument("names", nargs="*", help=f"nodes (default: all of {', '.join(NODE_KINDS)})")
     args = parser.parse_args(argv)
-    names = args.names or list(iter_default_names())
+    names = args.names or list(NODE_KINDS)
     unknown = [n for n in names if n not in NODE_KINDS]
     if unknown:
         parser.error(f"unknown node(s) {', '.join(unknown)}; known: {', '.join(NODE_KINDS)}")

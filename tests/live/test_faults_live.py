@@ -16,6 +16,7 @@ from typing import Any
 
 import nodes
 import pytest
+from conftest import nodes_required
 
 import spladebridge as sb
 from spladebridge.connectors.base import ConnectorError, Document, IndexSpec, UnsupportedOperation
@@ -49,9 +50,10 @@ def _docs(n: int) -> list[dict[str, Any]]:
 
 def _require_fetched() -> None:
     if not KIND.fetched():
-        if nodes.os.environ.get("CI"):
-            pytest.fail("opensearch-2.19 is not fetched: run `make engines`")
-        pytest.skip("opensearch-2.19 is not fetched: run `make engines`")
+        reason = "opensearch-2.19 is not fetched: run `make engines`"
+        if nodes_required():
+            pytest.fail(reason)
+        pytest.skip(reason)
 
 
 @pytest.fixture
