@@ -200,8 +200,13 @@ class HybridSearcher:
         wanted = to_server_fusion(fusion, self.signals)
         if wanted is None:
             return None, "this setting exists only client-side"
+        if wanted.method not in caps.server_fusion:
+            why = [note for note in caps.notes if wanted.method in note]
+            return None, f"{caps.engine} does not offer server-side {wanted.method}" + (
+                f" ({'; '.join(why)})" if why else ""
+            )
         if not caps.supports_server_fusion(wanted):
-            return None, f"{caps.engine} does not offer server-side {wanted.method} with these weights"
+            return None, f"{caps.engine} does not offer server-side {wanted.method} with unequal weights"
         problem = self.connector.server_fusion_problem(wanted, len(self.signals))
         if problem:
             return None, problem
