@@ -44,7 +44,35 @@ DEFAULT_DENSE_FIELD = "dense"
 
 
 class ConnectorError(RuntimeError):
-    """An engine call failed in a way the caller should see (bad config, engine unreachable, locked path)."""
+    """An engine call failed in a way the caller should see (bad config, engine unreachable, locked path).
+
+    Where an engine answered, the same fields are set on every engine: `operation` (what was being done),
+    `index`, the HTTP `status`, the engine's `error_type` and `reason`."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        operation: str | None = None,
+        index: str | None = None,
+        status: int | None = None,
+        error_type: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.operation = operation
+        self.index = index
+        self.status = status
+        self.error_type = error_type
+        self.reason = reason
+
+    @property
+    def detail(self) -> str:
+        """`STATUS type: reason` of the engine's answer (the message's last part where there is none)."""
+        if self.status is None and self.error_type is None and self.reason is None:
+            return str(self)
+        head = " ".join(str(p) for p in (self.status, self.error_type and f"{self.error_type}:") if p)
+        return f"{head} {self.reason or ''}".strip()
 
 
 class UnsupportedOperation(ConnectorError):
@@ -291,6 +319,15 @@ class Connector(ABC):
         if fusion.missing != "zero":
             return f"{caps.engine} counts a document missing from a list as 0 (missing='zero')"
         return None
+
+    def refuse_unfusable(self, fusion: ServerFusion, sub_queries: int) -> None:
+        """The one way every connector's `search_hybrid` refuses a fusion it cannot run exactly:
+        UnsupportedOperation carrying `server_fusion_problem`, so callers (HybridSearcher) fall back
+        client-side and say why."""
+        problem = self.server_fusion_problem(fusion, sub_queries)
+        if problem is not None:
+            engine = self.capabilities().engine
+            raise UnsupportedOperation(f"{engine} cannot fuse this request server-side: {problem}")
 
     def flush(self) -> None:  # noqa: B027 - optional hook, a no-op where writes are immediately durable
         """Make written documents durable and searchable."""

@@ -7,8 +7,8 @@ retrying itself, the same way for both clients:
 
 * items that fail with a status in `BulkConfig.retry_statuses` (429 by default, plus 502/503/504), and items
   hit by a connection error (an exception in `retryable_exceptions`, raised by the call or carried in the
-  item) are re-sent, up to `max_attempts` attempts in all, sleeping `min(max_backoff,
-  initial_backoff * 2**(round - 1))` before each retry round;
+  item) are re-sent in rounds under `BulkConfig.retry` (a `RetryPolicy`: at most `max_retries + 1` sends of
+  an item, exponential backoff between rounds); nothing above this layer re-sends;
 * every action carries an explicit `_id`, so re-sending is idempotent (no duplicates);
 * chunks are cut by count (`chunk_size`) and by bytes (`max_chunk_bytes`) by the helper;
 * input is consumed in windows of `window` actions, so memory stays bounded for long streams;
@@ -23,13 +23,13 @@ Stable API (shared by the Elasticsearch and OpenSearch connectors): `BulkAction`
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from typing import Any, Literal, TypeAlias
 
 from spladebridge.connectors.base import DocId, ItemOutcome, WriteReport
+from spladebridge.connectors.retry import RetryPolicy
 
 __all__ = ["BulkAction", "BulkConfig", "StreamingBulk", "format_bulk_error", "run_bulk"]
 
@@ -85,34 +85,51 @@ class BulkAction:
 
 @dataclass(frozen=True, slots=True)
 class BulkConfig:
-    """How to chunk and retry. `max_attempts` counts the first try; `request_kwargs` go to `client.bulk`
-    (e.g. `{"refresh": "wait_for"}`)."""
+    """How to chunk and retry. `retry` is the write retry policy; `request_kwargs` go to `client.bulk`
+    (e.g. `{"refresh": "wait_for"}`).
+
+    `max_attempts` (sends in all, the first included), `initial_backoff` and `max_backoff` are the older
+    spelling of `retry`: when given they are folded into `retry` (`max_retries = max_attempts - 1`) and read
+    back as None afterwards, so `dataclasses.replace` never applies them twice.
+    """
 
     chunk_size: int = 500
     max_chunk_bytes: int = 10 * 1024 * 1024
-    max_attempts: int = 5
-    initial_backoff: float = 1.0
-    max_backoff: float = 30.0
+    max_attempts: int | None = None
+    initial_backoff: float | None = None
+    max_backoff: float | None = None
     retry_statuses: frozenset[int] = frozenset({429, 502, 503, 504})
     window: int = 10_000
     request_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:
         if self.chunk_size < 1:
             raise ValueError(f"chunk_size must be >= 1, got {self.chunk_size}")
         if self.max_chunk_bytes < 1024:
             raise ValueError(f"max_chunk_bytes must be >= 1024, got {self.max_chunk_bytes}")
-        if self.max_attempts < 1:
+        if self.max_attempts is not None and self.max_attempts < 1:
             raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
-        if self.initial_backoff < 0 or self.max_backoff < 0:
-            raise ValueError("backoff times must be >= 0")
         if self.window < 1:
             raise ValueError(f"window must be >= 1, got {self.window}")
+        if not isinstance(self.retry, RetryPolicy):
+            raise TypeError(f"retry must be a RetryPolicy, got {type(self.retry).__name__}")
+        legacy: dict[str, Any] = {}
+        if self.max_attempts is not None:
+            legacy["max_retries"] = self.max_attempts - 1
+        if self.initial_backoff is not None:
+            legacy["initial_backoff"] = self.initial_backoff
+        if self.max_backoff is not None:
+            legacy["max_backoff"] = self.max_backoff
+        if legacy:
+            object.__setattr__(self, "retry", replace(self.retry, **legacy))  # validates the values
+            for name in ("max_attempts", "initial_backoff", "max_backoff"):
+                object.__setattr__(self, name, None)
         object.__setattr__(self, "retry_statuses", frozenset(self.retry_statuses))
 
     def backoff(self, retry_round: int) -> float:
         """Seconds to sleep before retry round `retry_round` (1 = the first retry)."""
-        return float(min(self.max_backoff, self.initial_backoff * 2 ** (retry_round - 1)))
+        return self.retry.backoff(retry_round)
 
 
 def format_bulk_error(error: Any) -> str:
@@ -234,7 +251,7 @@ def _run_window(
     window: list[BulkAction | ItemOutcome],
     config: BulkConfig,
     retryable_exceptions: tuple[type[BaseException], ...],
-    sleep: Callable[[float], None],
+    policy: RetryPolicy,
 ) -> list[ItemOutcome]:
     outcomes: list[ItemOutcome | None] = [None] * len(window)
     pending: list[tuple[int, BulkAction]] = []
@@ -247,20 +264,13 @@ def _run_window(
             raise TypeError(
                 f"bulk input item {pos}: expected BulkAction or ItemOutcome, got {type(entry).__name__}"
             )
-    for attempt in range(1, config.max_attempts + 1):
-        if not pending:
-            break
-        if attempt > 1:
-            delay = config.backoff(attempt - 1)
-            log.info("bulk: retrying %d item(s) in %.2fs (attempt %d)", len(pending), delay, attempt)
-            sleep(delay)
-        results = _run_round(streaming_bulk, client, pending, config, retryable_exceptions)
-        retry: list[tuple[int, BulkAction]] = []
-        for pos, action in pending:
+
+    def send(items: list[tuple[int, BulkAction]], attempt: int) -> list[tuple[int, BulkAction]]:
+        """One round: every item's outcome so far; the items worth sending again."""
+        results = _run_round(streaming_bulk, client, items, config, retryable_exceptions)
+        again: list[tuple[int, BulkAction]] = []
+        for pos, action in items:
             result = results[pos]
-            if not result.ok and result.retryable and attempt < config.max_attempts:
-                retry.append((pos, action))
-                continue
             outcomes[pos] = ItemOutcome(
                 id=action.report_id,
                 ok=result.ok,
@@ -269,7 +279,11 @@ def _run_window(
                 retryable=result.retryable,
                 attempts=attempt,
             )
-        pending = retry
+            if not result.ok and result.retryable:
+                again.append((pos, action))
+        return again
+
+    policy.rounds(pending, send)
     final = [o for o in outcomes if o is not None]
     if len(final) != len(window):  # pragma: no cover - every position is filled above
         raise AssertionError("bulk runner lost an outcome")
@@ -291,7 +305,7 @@ def run_bulk(
     config: BulkConfig | None = None,
     *,
     retryable_exceptions: tuple[type[BaseException], ...] = (),
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> WriteReport:
     """Run `actions` through the client's `streaming_bulk`; one outcome per input item, in input order.
@@ -299,12 +313,14 @@ def run_bulk(
     An `ItemOutcome` in `actions` (an item the caller already rejected, e.g. an invalid vector) is passed
     through to the report untouched, so the report lines up with the caller's input. `retryable_exceptions`
     are the client's connection errors (e.g. `elastic_transport.ConnectionError`); `on_progress` gets the
-    number of items finished after each window (e.g. `tqdm.update`).
+    number of items finished after each window (e.g. `tqdm.update`). Retries follow `config.retry`; `sleep`,
+    when given, replaces its sleep (tests).
     """
     config = config or BulkConfig()
+    policy = config.retry if sleep is None else config.retry.with_sleep(sleep)
     report = WriteReport()
     for window in _windows(actions, config.window):
-        outcomes = _run_window(streaming_bulk, client, window, config, retryable_exceptions, sleep)
+        outcomes = _run_window(streaming_bulk, client, window, config, retryable_exceptions, policy)
         report.outcomes.extend(outcomes)
         failed = [o for o in outcomes if not o.ok]
         if failed:

@@ -1,6 +1,7 @@
-"""Elasticsearch request bodies as pure functions: version features, index mappings, sparse / dense / BM25
-queries, `rrf` and `linear` retrievers, point-in-time pages. No client here, so contract tests can validate
-every body against the official OpenAPI spec and other modules (migration) can reuse the mapping builders.
+"""Elasticsearch's own request pieces as pure functions: version and module features, the vector field
+mappings, the `sparse_vector` query, kNN sections, `rrf` and `linear` retrievers. No client here, so contract
+tests can validate every body against the official OpenAPI spec. What both Lucene engines share lives in the
+`lucene_*` modules.
 
 Version facts (see shared/research/engines.md §1): `sparse_vector` fields 8.11+, the `sparse_vector` query
 8.15+, field-level `index_options.prune` 8.19 / 9.1+ (pruning on by default for new indices there, so the
@@ -12,34 +13,24 @@ by default from 9.2 (`index.mapping.exclude_source_vectors`).
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from spladebridge.connectors.base import IndexSpec, Signal
-from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_from_meta, spec_to_meta
+from spladebridge.connectors.base import Signal
+from spladebridge.connectors.versions import parse_version
 
 __all__ = [
     "DEFAULT_DENSE_INDEX_OPTIONS",
-    "META_FIELD",
-    "SPEC_META_KEY",
     "EsNode",
     "EsVersion",
     "SparseFieldType",
-    "bm25_query",
-    "check_index_name",
     "dense_mapping",
-    "index_body",
     "knn_section",
     "linear_retriever",
-    "pit_search_body",
     "rrf_retriever",
-    "search_body",
     "sparse_mapping",
     "sparse_vector_query",
-    "spec_from_meta",
-    "spec_to_meta",
 ]
 
 SparseFieldType: TypeAlias = Literal["sparse_vector", "rank_features"]
@@ -49,11 +40,6 @@ SparseFieldType: TypeAlias = Literal["sparse_vector", "rank_features"]
 #: 0.51 (8.19, int8_hnsw) and 0.33 (9.5, bbq_hnsw) at num_candidates 20 on 20,000 random 384-d vectors.
 #: `options={"dense_index_options": None}` keeps the server's default; any other mapping is sent as is.
 DEFAULT_DENSE_INDEX_OPTIONS: Mapping[str, Any] = {"type": "hnsw", "m": 32, "ef_construction": 200}
-
-#: Source key holding the original id and the names of the text fields (mapped `enabled: false`).
-META_FIELD = "sb_meta"
-_KEYWORD_IGNORE_ABOVE = 8191  # keyword terms are capped at 32766 bytes; 8191 chars always fit in UTF-8
-_INDEX_NAME_BAD = re.compile(r'[\\/*?"<>| ,#:A-Z]')
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -67,10 +53,11 @@ class EsVersion:
 
     @classmethod
     def parse(cls, number: str, build_flavor: str | None = None) -> EsVersion:
-        match = re.match(r"^(\d+)\.(\d+)(?:\.(\d+))?", number or "")
-        if not match:
-            raise ValueError(f"cannot read an Elasticsearch version from {number!r}")
-        return cls(int(match[1]), int(match[2]), int(match[3] or 0), serverless=build_flavor == "serverless")
+        try:
+            major, minor, patch = parse_version(number)
+        except ValueError:
+            raise ValueError(f"cannot read an Elasticsearch version from {number!r}") from None
+        return cls(major, minor, patch, serverless=build_flavor == "serverless")
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> EsVersion:
@@ -197,22 +184,6 @@ class EsNode:
         )
 
 
-def check_index_name(name: str) -> str:
-    """Elasticsearch's index-name rules, checked before any request so the error says which rule."""
-    if not name or name in (".", ".."):
-        raise ValueError(f"index name {name!r} is empty or '.'/'..'")
-    bad = _INDEX_NAME_BAD.search(name)
-    if bad:
-        raise ValueError(
-            f'index name {name!r} has the character {bad.group()!r} (lowercase, no \\/*?"<>| ,#:)'
-        )
-    if name[0] in "-_+":
-        raise ValueError(f"index name {name!r} must not start with '-', '_' or '+'")
-    if len(name.encode("utf-8")) > 255:
-        raise ValueError(f"index name {name!r} is longer than 255 bytes")
-    return name
-
-
 # -- mappings -----------------------------------------------------------------------------------------
 
 
@@ -258,67 +229,6 @@ def dense_mapping(
     return mapping
 
 
-def index_body(
-    spec: IndexSpec,
-    version: EsVersion,
-    *,
-    sparse_type: SparseFieldType,
-    namer_mode: str = "ids",
-) -> dict[str, Any]:
-    """`PUT /<index>` body: settings and mappings for `spec`.
-
-    `spec.options` understood here: `shards`, `replicas`, `dense_similarity` (default cosine),
-    `dense_index_options` (default `DEFAULT_DENSE_INDEX_OPTIONS`; None: the server's default, which
-    quantises), `sparse_prune` (default False), `sparse_pruning_config`.
-    Text fields are `text` (BM25) with a `.keyword` sub-field for filters; other strings (metadata) are
-    mapped `keyword` by a dynamic template, so term filters match them exactly.
-    """
-    opts = spec.options
-    properties: dict[str, Any] = {
-        spec.sparse_field: sparse_mapping(
-            sparse_type,
-            version,
-            prune=bool(opts.get("sparse_prune", False)),
-            pruning_config=opts.get("sparse_pruning_config"),
-        ),
-        META_FIELD: {"type": "object", "enabled": False},
-    }
-    for name in spec.text_fields:
-        properties[name] = {
-            "type": "text",
-            "fields": {"keyword": {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}},
-        }
-    if spec.dense_field is not None and spec.dense_dim is not None:
-        properties[spec.dense_field] = dense_mapping(
-            spec.dense_dim,
-            str(opts.get("dense_similarity", "cosine")),
-            opts.get("dense_index_options", DEFAULT_DENSE_INDEX_OPTIONS),
-        )
-    mappings: dict[str, Any] = {
-        "_meta": {SPEC_META_KEY: spec_to_meta(spec, sparse_type, namer_mode)},
-        "dynamic_templates": [
-            {
-                "strings_as_keywords": {
-                    "match_mapping_type": "string",
-                    "mapping": {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE},
-                }
-            }
-        ],
-        "properties": properties,
-    }
-    settings: dict[str, Any] = {}
-    if "shards" in opts:
-        settings["number_of_shards"] = int(opts["shards"])
-    if "replicas" in opts:
-        settings["number_of_replicas"] = int(opts["replicas"])
-    if version.exclude_source_vectors and not version.serverless:
-        settings["index.mapping.exclude_source_vectors"] = False  # keep vectors readable from _source
-    body: dict[str, Any] = {"mappings": mappings}
-    if settings:
-        body["settings"] = settings
-    return body
-
-
 # -- queries ------------------------------------------------------------------------------------------
 
 
@@ -335,19 +245,6 @@ def sparse_vector_query(
     if prune and pruning_config:
         body["pruning_config"] = dict(pruning_config)
     return {"sparse_vector": body}
-
-
-def bm25_query(text: str, fields: Sequence[str], *, combined: bool) -> dict[str, Any]:
-    """BM25 over the text fields: `match` for one field; for several, `combined_fields` (BM25F: the fields
-    scored as one field, which needs `text` fields sharing one analyzer) when `combined`, else
-    `multi_match` `best_fields` (the best single field's score)."""
-    if not fields:
-        raise ValueError("a BM25 query needs at least one text field")
-    if len(fields) == 1:
-        return {"match": {fields[0]: {"query": text}}}
-    if combined:
-        return {"combined_fields": {"query": text, "fields": list(fields)}}
-    return {"multi_match": {"query": text, "fields": list(fields), "type": "best_fields"}}
 
 
 def knn_section(
@@ -367,49 +264,6 @@ def knn_section(
     if filters:
         section["filter"] = list(filters)
     return section
-
-
-def filtered(query: Mapping[str, Any], filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """`query` scored as is, restricted by filter-context clauses (which add nothing to the score)."""
-    if not filters:
-        return dict(query)
-    return {"bool": {"must": [dict(query)], "filter": list(filters)}}
-
-
-def search_body(
-    size: int,
-    *,
-    query: Mapping[str, Any] | None = None,
-    knn: Mapping[str, Any] | None = None,
-    retriever: Mapping[str, Any] | None = None,
-    source_excludes: Sequence[str] = (),
-) -> dict[str, Any]:
-    """A `_search` body; totals are not tracked (lets Lucene skip non-competitive hits)."""
-    body: dict[str, Any] = {"size": size, "track_total_hits": False}
-    if query is not None:
-        body["query"] = dict(query)
-    if knn is not None:
-        body["knn"] = dict(knn)
-    if retriever is not None:
-        body["retriever"] = dict(retriever)
-    if source_excludes:
-        body["_source"] = {"excludes": list(source_excludes)}
-    return body
-
-
-def pit_search_body(
-    pit_id: str, size: int, keep_alive: str, search_after: Sequence[Any] | None = None
-) -> dict[str, Any]:
-    """One page of a point-in-time scan, in `_shard_doc` order (the cheapest total order)."""
-    body: dict[str, Any] = {
-        "size": size,
-        "pit": {"id": pit_id, "keep_alive": keep_alive},
-        "sort": ["_shard_doc"],  # ascending; the tiebreaker every PIT search has
-        "track_total_hits": False,
-    }
-    if search_after is not None:
-        body["search_after"] = list(search_after)
-    return body
 
 
 # -- retrievers ---------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
-"""The IndexSpec kept in an Elasticsearch / OpenSearch index mapping (`mappings._meta.spladebridge`).
+"""The one stored form of an `IndexSpec`, for every engine: JSON kept beside the index, so a later connector,
+the CLI or a migration opens the index by name and searches it the way it was written.
 
-Engine-neutral between the two Lucene engines: both connectors write and read the same `_meta` object, so an
-index created by one is understood by the other. (Qdrant keeps its spec in another format, see
-`qdrant_common.spec_to_json`.)
+Elasticsearch and OpenSearch keep it in the mapping (`mappings._meta.spladebridge`), with the engine facts a
+reader needs (`sparse_type`, `feature_names`, OpenSearch's `sparse_scale`); Qdrant in the collection's
+metadata, Qdrant Edge in a file beside the shard. The index's own name wins over the stored one when read back
+(an alias, a renamed or restored index).
 """
 
 from __future__ import annotations
@@ -13,20 +15,34 @@ from typing import Any
 
 from spladebridge.connectors.base import IndexSpec
 
-__all__ = ["SPEC_META_KEY", "spec_from_meta", "spec_to_meta"]
+__all__ = ["SPEC_KEY", "SPEC_META_KEY", "SPEC_VERSION", "spec_from_json", "spec_to_json"]
 
-#: Key under the mapping's `_meta` where the IndexSpec is kept.
+#: Key under the mapping's `_meta` where Elasticsearch and OpenSearch keep the spec.
 SPEC_META_KEY = "spladebridge"
-_SPEC_VERSION = 1
+#: Key (and format version) that marks a stored spec.
+SPEC_KEY = "spladebridge_spec"
+SPEC_VERSION = 1
+_LEGACY_KEY = "spec_version"  # what Elasticsearch / OpenSearch indices carried before one format
+_SPEC_KEYS = (
+    "name",
+    "sparse_field",
+    "dense_field",
+    "dense_dim",
+    "text_fields",
+    "sparse_idf",
+    "lexical",
+    "options",
+)
 
 
-def spec_to_meta(spec: IndexSpec, sparse_type: str, namer_mode: str) -> dict[str, Any]:
-    """What goes under `mappings._meta.spladebridge`: the spec, the sparse type and the naming mode."""
-    return {
-        "spec_version": _SPEC_VERSION,
+def spec_to_json(spec: IndexSpec, **engine: Any) -> dict[str, Any]:
+    """The stored form of `spec`, plus the engine facts given as keywords (they must be JSON data).
+
+    `options` keep only their JSON-serialisable entries (objects such as clients cannot be stored)."""
+    stored: dict[str, Any] = {
+        SPEC_KEY: SPEC_VERSION,
+        "name": spec.name,
         "sparse_field": spec.sparse_field,
-        "sparse_type": sparse_type,
-        "feature_names": namer_mode,
         "dense_field": spec.dense_field,
         "dense_dim": spec.dense_dim,
         "text_fields": list(spec.text_fields),
@@ -34,10 +50,14 @@ def spec_to_meta(spec: IndexSpec, sparse_type: str, namer_mode: str) -> dict[str
         "lexical": spec.lexical,
         "options": _json_options(spec.options),
     }
+    for key, value in engine.items():
+        if key in stored:
+            raise ValueError(f"engine fact {key!r} would overwrite a spec field")
+        stored[key] = value
+    return stored
 
 
 def _json_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The JSON-serialisable part of `IndexSpec.options` (kept so a reopened index queries the same way)."""
     kept: dict[str, Any] = {}
     for key, value in options.items():
         try:
@@ -48,22 +68,24 @@ def _json_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return kept
 
 
-def spec_from_meta(name: str, meta: Mapping[str, Any]) -> IndexSpec:
-    """The IndexSpec kept by `spec_to_meta`; ValueError names what is missing."""
-    if not isinstance(meta, Mapping) or meta.get("spec_version") != _SPEC_VERSION:
-        raise ValueError(
-            f"index {name!r} has no spladebridge spec (version {_SPEC_VERSION}) in its mapping _meta"
-        )
+def spec_from_json(stored: Mapping[str, Any] | None, name: str | None = None) -> IndexSpec:
+    """The IndexSpec of a stored form (`name`, when given, replaces the stored name); ValueError says what
+    is missing or wrong."""
+    where = f"index {name!r}: the stored mapping _meta" if name is not None else "the stored JSON"
+    if not isinstance(stored, Mapping) or (
+        stored.get(SPEC_KEY) != SPEC_VERSION and stored.get(_LEGACY_KEY) != SPEC_VERSION
+    ):
+        raise ValueError(f"{where} is not a spladebridge index spec (version {SPEC_VERSION})")
     try:
         return IndexSpec(
-            name=name,
-            sparse_field=str(meta["sparse_field"]),
-            dense_field=meta["dense_field"],
-            dense_dim=meta["dense_dim"],
-            text_fields=tuple(meta["text_fields"]),
-            sparse_idf=bool(meta.get("sparse_idf", False)),
-            lexical=bool(meta.get("lexical", True)),
-            options=dict(meta.get("options") or {}),
+            name=name if name is not None else str(stored["name"]),
+            sparse_field=str(stored["sparse_field"]),
+            dense_field=stored["dense_field"],
+            dense_dim=stored["dense_dim"],
+            text_fields=tuple(stored["text_fields"]),
+            sparse_idf=bool(stored.get("sparse_idf", False)),
+            lexical=bool(stored.get("lexical", True)),
+            options=dict(stored.get("options") or {}),
         )
     except KeyError as exc:
-        raise ValueError(f"index {name!r}: stored spec lacks {exc}") from None
+        raise ValueError(f"{where}: stored spec lacks {exc}") from None

@@ -137,8 +137,14 @@ def rank_features_query(field: str, features: Mapping[str, float]) -> dict[str, 
     }
 
 
-def bm25_query(text: str, fields: Sequence[str]) -> dict[str, Any]:
-    """BM25 over the text fields: `match` for one field, `multi_match` (best_fields) for several."""
+def bm25_query(text: str, fields: Sequence[str], *, combined: bool = False) -> dict[str, Any]:
+    """BM25 over the text fields: `match` for one field; for several, `combined_fields` (BM25F: the fields
+    scored as one field; Elasticsearch only, and only for `text` fields sharing one analyzer) when
+    `combined`, else `multi_match` `best_fields` (the best single field's score)."""
+    if not fields:
+        raise ValueError("a BM25 query needs at least one text field")
     if len(fields) == 1:
         return {"match": {fields[0]: {"query": text}}}
-    return {"multi_match": {"query": text, "fields": list(fields)}}
+    if combined:
+        return {"combined_fields": {"query": text, "fields": list(fields)}}
+    return {"multi_match": {"query": text, "fields": list(fields), "type": "best_fields"}}

@@ -1,6 +1,8 @@
-"""OpenSearch connector (2.x, 3.x; `opensearch-py`): neural sparse, k-NN, BM25 and server-side hybrid search.
+"""OpenSearch connector (2.x, 3.x; `opensearch-py`): the OpenSearch dialect of
+`lucene_connector.LuceneConnector`, which holds everything the two Lucene engines share (document layout,
+stored spec, writes, reads, scans, BM25, filters, the server-side fusion gate).
 
-What goes where:
+What is OpenSearch's own:
 
 * Sparse: a `rank_features` field queried with `neural_sparse` + `query_tokens` (2.14+; an exact dot product
   over Lucene's 9-bit stored weights; query weights must lie in (0, 64], so a query is rescaled uniformly
@@ -9,87 +11,57 @@ What goes where:
   `sparse_vector` field with the SEISMIC method (`index.sparse: true`) for approximate search at scale: its
   keys are integer token ids below 32768 and document weights are byte-quantised under
   `quantization_ceiling_ingest`, so documents whose (scaled) weights would clip are rejected per item.
-* Doc-only (inference-free) search needs nothing special: pass the encoder's IDF-mode query vector to
-  `search_sparse`; its weights travel as `query_tokens` unchanged (rescaled only when above the cap).
-* Dense: `knn_vector` (`index.knn: true`), queried with `knn` (filters inside the k-NN query).
-* Lexical: `match` / `multi_match` over the text fields (BM25).
-* Hybrid: the `hybrid` query with a search pipeline created by content-hash name (see
-  `opensearch_pipelines`). Where OpenSearch cannot compute the requested fusion exactly (plugin missing,
-  version too old, RRF over several shards before 3.5, different semantics) `server_fusion_problem` says
-  why and `search_hybrid` raises `UnsupportedOperation`, as on Elasticsearch; `HybridSearcher` checks first
-  and fuses client-side (`spladebridge.hybrid.fusion`).
-* Errors: opensearch-py's exceptions become one `ConnectorError` naming the operation and the index, with
-  credentials redacted. A server that is not OpenSearch (Elasticsearch) is refused with a clear error.
-* Writes go through `bulk.run_bulk`: explicit `_id`s, per-item outcomes, 429 retries with backoff.
-* `scan()` uses a point in time (2.4+) sorted on `_id` (unique per document, so `search_after` skips none,
-  even documents written by other tools without `sb_id`), or a scroll on older servers or where `_id`
-  fielddata is disabled.
-
-Bodies are built by pure functions in `opensearch_bodies`, search pipelines in `opensearch_pipelines`;
-this module talks to the server.
-
-Token names: token ids as strings by default; with `vocab` (id -> token) the token strings, encoded with
-`token_names.encode_token` so that names are reversible and dot-free. Metadata lives under `metadata.*`
-(strings mapped as `keyword`); a filter on a text field matches its `.keyword` sub-field, any other filter
-field is a metadata key.
+* Dense: `knn_vector` (`index.knn: true`), queried with the `knn` query (filters inside the k-NN search).
+* Hybrid: the `hybrid` query with a search pipeline created by content-hash name (`opensearch_pipelines`),
+  only where OpenSearch computes exactly the requested fusion (plugin, version, RRF over one shard before
+  3.5, the missing-document rule); otherwise `search_hybrid` raises `UnsupportedOperation` with the reason,
+  as on Elasticsearch, and `HybridSearcher` fuses client-side.
+* A server that is not OpenSearch (Elasticsearch) is refused with a clear error.
+* `scan()` sorts a point in time (2.4+) on `_id` (unique per document, so `search_after` skips none; 2.x has
+  no `_shard_doc`), or scrolls on older servers or where `_id` fielddata is disabled.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 from spladebridge.connectors.base import (
     Capabilities,
-    Connector,
     ConnectorError,
-    DocId,
-    Document,
     Hit,
     HybridRequest,
-    IndexNotFound,
     IndexSpec,
-    ItemOutcome,
     ServerFusion,
     Signal,
     UnsupportedOperation,
-    WriteReport,
 )
-from spladebridge.connectors.bulk import BulkAction, StreamingBulk, run_bulk
-from spladebridge.connectors.es_bodies import check_index_name
+from spladebridge.connectors.bulk import StreamingBulk
 from spladebridge.connectors.filters import FilterLike
-from spladebridge.connectors.http_settings import OS_ENV_PREFIX, HttpSettings, redact_userinfo
-from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_from_meta, spec_to_meta
+from spladebridge.connectors.http_settings import OS_ENV_PREFIX, HttpSettings
+from spladebridge.connectors.lucene_client import OpenSearchClient
+from spladebridge.connectors.lucene_connector import LuceneConnector, SparseQuery, check_k
+from spladebridge.connectors.lucene_documents import Layout
 from spladebridge.connectors.lucene_queries import FeatureNamer
 from spladebridge.connectors.opensearch_bodies import (
-    ID_FIELD,
     MAX_KNN_K,
-    METADATA_FIELD,
     SEISMIC_MAX_TOKEN_ID,
     DocumentError,
     KnnParams,
     OpenSearchOptions,
     SeismicIndexParams,
     SeismicQueryParams,
-    SparseClause,
-    build_document,
-    build_index_body,
-    filter_clauses,
     knn_clause,
     knn_score_to_similarity,
-    opensearch_id,
-    read_document,
+    seismic_problem,
     sparse_clause,
     suggest_sparse_scale,
-    text_clause,
 )
 from spladebridge.connectors.opensearch_pipelines import (
     MAX_SUB_QUERIES,
@@ -99,12 +71,11 @@ from spladebridge.connectors.opensearch_pipelines import (
     fusion_problem,
     plan_fusion,
 )
+from spladebridge.connectors.versions import parse_version
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = [
-    "ID_FIELD",
     "MAX_KNN_K",
-    "METADATA_FIELD",
     "SEISMIC_MAX_TOKEN_ID",
     "DocumentError",
     "KnnParams",
@@ -112,23 +83,14 @@ __all__ = [
     "OpenSearchOptions",
     "SeismicIndexParams",
     "SeismicQueryParams",
-    "build_document",
-    "build_index_body",
-    "filter_clauses",
     "knn_clause",
     "knn_score_to_similarity",
-    "read_document",
     "sparse_clause",
     "suggest_sparse_scale",
-    "text_clause",
 ]
 
 log = logging.getLogger(__name__)
 
-Version = tuple[int, int]
-
-#: The field `scan()` sorts a point in time on: unique per document, present on every document.
-SCAN_SORT_FIELD = "_id"
 _OS_META_KEY = "opensearch"  # OpenSearch-only facts kept next to the shared spec in `_meta`
 _NEURAL_PLUGIN = "opensearch-neural-search"
 _KNN_PLUGIN = "opensearch-knn"
@@ -139,44 +101,9 @@ _PLUGIN_CLASSES = {
 }
 
 
-P = ParamSpec("P")
-T = TypeVar("T")
-
-
-def _wrapped(
-    what: str,
-) -> Callable[
-    [Callable[Concatenate[OpenSearchConnector, P], T]], Callable[Concatenate[OpenSearchConnector, P], T]
-]:
-    """Run a public method inside `OpenSearchConnector._errors(what)` (client exceptions -> ConnectorError)."""
-
-    def decorate(
-        method: Callable[Concatenate[OpenSearchConnector, P], T],
-    ) -> Callable[Concatenate[OpenSearchConnector, P], T]:
-        @functools.wraps(method)
-        def run(self: OpenSearchConnector, /, *args: P.args, **kwargs: P.kwargs) -> T:
-            with self._errors(what):
-                return method(self, *args, **kwargs)
-
-        return run
-
-    return decorate
-
-
-def _parse_version(text: str) -> Version:
-    parts = text.split("-")[0].split(".")
-    try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except ValueError:
-        return (0, 0)
-
-
-# -- the connector ----------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True, slots=True)
 class _ServerInfo:
-    version: Version
+    version: tuple[int, int, int]
     version_text: str
     plugins: frozenset[str] | None  # None when the plugin list could not be read
 
@@ -184,14 +111,18 @@ class _ServerInfo:
         return self.plugins is None or plugin in self.plugins or _PLUGIN_CLASSES.get(plugin) in self.plugins
 
 
-class OpenSearchConnector(Connector):
+class OpenSearchConnector(LuceneConnector):
     """One OpenSearch index.
 
     Connection: `url` plus credentials (an argument wins over `SPLADEBRIDGE_OS_*` environment variables;
     TLS certificates are verified unless `verify_certs=False`), or ready `settings`, or an already built
-    `client` (an `opensearchpy.OpenSearch`, or a test double). Index: `spec` (created on first use if
-    absent), or `index` alone to open one this connector created (its spec is kept in the mapping `_meta`).
+    `client` (an `opensearchpy.OpenSearch`). Index: `spec` (created on first use if absent), or `index` alone
+    to open an existing one (its spec is kept in the mapping `_meta`).
     """
+
+    engine: ClassVar[str] = "opensearch"
+    sparse_types: ClassVar[tuple[str, ...]] = ("rank_features", "sparse_vector")
+    scan_sort: ClassVar[str] = "_id"
 
     def __init__(
         self,
@@ -210,72 +141,59 @@ class OpenSearchConnector(Connector):
         options: OpenSearchOptions | None = None,
         streaming_bulk: StreamingBulk | None = None,
     ) -> None:
-        connection_args = (url, api_key, username, password, ca_certs, verify_certs, settings)
-        if client is not None and any(a is not None for a in connection_args):
-            raise ValueError("pass either a client or connection settings (url, api_key, ...), not both")
-        if spec is not None and index is not None and spec.name != index:
-            raise ValueError(f"index {index!r} differs from the spec's name {spec.name!r}")
-        for name in (index, spec.name if spec is not None else None):
-            if name is not None:
-                check_index_name(name)  # before it reaches a URL path ("*", "a,b" and "_all" mean many)
         self.options = options or OpenSearchOptions()
-        self.namer = FeatureNamer(None if self.options.sparse_type == "sparse_vector" else self.options.vocab)
-        self._owns_client = client is None
-        self.settings: HttpSettings | None = None
-        if client is None:
-            from opensearchpy import OpenSearch
-
-            resolved = settings or HttpSettings.resolve(
-                url,
-                api_key=api_key,
-                username=username,
-                password=password,
-                ca_certs=ca_certs,
-                verify_certs=verify_certs,
-                env_prefix=env_prefix,
-            )
-            self.settings = resolved
-            log.info("connecting to OpenSearch at %s", resolved.describe())
-            client = OpenSearch(**resolved.to_client_kwargs("opensearch"))
-        self.client = client
-        self._pending_spec = spec
-        self._index_name = index
-        if streaming_bulk is None:
-            from opensearchpy.helpers import streaming_bulk as default_streaming_bulk
-
-            streaming_bulk = default_streaming_bulk
-        self._streaming_bulk = streaming_bulk
+        cluster = OpenSearchClient.open(
+            client,
+            _build_client,
+            url=url,
+            api_key=api_key,
+            username=username,
+            password=password,
+            ca_certs=ca_certs,
+            verify_certs=verify_certs,
+            settings=settings,
+            env_prefix=env_prefix,
+        )
+        self.settings = cluster.settings
+        if streaming_bulk is not None:
+            cluster.streaming_bulk = lambda: streaming_bulk  # type: ignore[method-assign]
+        namer = FeatureNamer(None if self.options.sparse_type == "sparse_vector" else self.options.vocab)
+        super().__init__(
+            cluster,
+            index=index,
+            spec=spec,
+            namer=namer,
+            bulk=self.options.bulk,
+            owns_client=client is None,
+            scan_keep_alive=self.options.scan_keep_alive,
+            max_query_terms=self.options.max_query_terms,
+        )
+        self.cluster: OpenSearchClient = cluster
         self._info: _ServerInfo | None = None
         self._pipelines: set[str] = set()
         self._shards: dict[str, int] = {}
-        self._logged: set[str] = set()
         self._lock = threading.Lock()
-        self._closed = False
 
     # -- server facts ------------------------------------------------------------------------------------
 
     def server_info(self) -> _ServerInfo:
         """Version and installed plugins, read once. ConnectorError when the server is not OpenSearch."""
         if self._info is None:
-            with self._errors("read the server version", index=False):
-                self._info = self._read_server_info()
+            self._check_open()
+            self._info = self._read_server_info()
         return self._info
 
-    def _where(self) -> str:
-        return self.settings.describe().split(" ")[0] if self.settings is not None else "the server"
-
     def _read_server_info(self) -> _ServerInfo:
-        from opensearchpy.exceptions import TransportError
-
         try:
-            info = self.client.info()
-        except TransportError as exc:
-            if exc.status_code == 405:  # e.g. a minimal Elasticsearch distribution, which has no GET /
+            info = self.cluster.call("read the server version", self.client.info)
+        except ConnectorError as exc:
+            if exc.status == 405:  # e.g. a minimal Elasticsearch distribution, which has no GET /
                 raise ConnectorError(
-                    f"{self._where()} is not OpenSearch: it answered HTTP 405 to GET / "
-                    f"({_transport_error_text(exc)}), which every OpenSearch node serves; Elasticsearch "
+                    f"{self.cluster.where} is not OpenSearch: it answered HTTP 405 to GET / "
+                    f"({exc.detail}), which every OpenSearch node serves; Elasticsearch "
                     "nodes without a GET / handler answer this way. Use ElasticsearchConnector, or "
-                    "spladebridge.connect(url) / --engine elasticsearch"
+                    "spladebridge.connect(url) / --engine elasticsearch",
+                    status=405,
                 ) from None
             raise
         version = info.get("version") if isinstance(info, Mapping) else None
@@ -291,7 +209,7 @@ class OpenSearchConnector(Connector):
             else:
                 what = f"answers version.distribution {distribution!r}"
             raise ConnectorError(
-                f"{self._where()} is not OpenSearch: its GET / {what} (OpenSearch says "
+                f"{self.cluster.where} is not OpenSearch: its GET / {what} (OpenSearch says "
                 "version.distribution 'opensearch'); use ElasticsearchConnector, or "
                 "spladebridge.connect(url) / --engine elasticsearch"
             )
@@ -303,7 +221,11 @@ class OpenSearchConnector(Connector):
         except Exception as exc:  # permissions or an old server: assume present, say so
             log.warning("could not list OpenSearch plugins (%s); assuming neural-search and k-NN exist", exc)
             plugins = None
-        return _ServerInfo(_parse_version(text), text, plugins)
+        try:
+            parsed = parse_version(text)
+        except ValueError:
+            parsed = (0, 0, 0)
+        return _ServerInfo(parsed, text, plugins)
 
     def _index_label(self) -> str | None:
         if self.spec is not None:
@@ -312,42 +234,11 @@ class OpenSearchConnector(Connector):
             return self._pending_spec.name
         return self._index_name
 
-    @contextmanager
-    def _errors(self, what: str, *, index: bool | str = True) -> Iterator[None]:
-        """Turn opensearch-py's exceptions into one ConnectorError naming the operation and the index.
-
-        Messages carry the status, error type and reason (or, for a connection failure, where and why),
-        never credentials: settings' secrets and any `user:password@` are redacted."""
-        from opensearchpy.exceptions import ConnectionError as OSConnectionError
-        from opensearchpy.exceptions import OpenSearchException, TransportError
-
-        try:
-            yield
-        except OSConnectionError as exc:
-            message = self._error_message(what, index, f"{self._where()} is unreachable ({exc.error})")
-            raise ConnectorError(message) from None
-        except TransportError as exc:
-            raise ConnectorError(self._error_message(what, index, _transport_error_text(exc))) from None
-        except OpenSearchException as exc:  # ImproperlyConfigured, SerializationError, ...
-            raise ConnectorError(self._error_message(what, index, f"{type(exc).__name__}: {exc}")) from None
-
-    def _error_message(self, what: str, index: bool | str, detail: str) -> str:
-        name = index if isinstance(index, str) else self._index_label() if index else None
-        on = f" (index {name!r})" if name is not None else ""
-        text = f"opensearch: cannot {what}{on}: {detail}"
-        return self.settings.redact(text) if self.settings is not None else redact_userinfo(text)
-
-    def _log_once(self, reason: str) -> None:
-        if reason not in self._logged:
-            self._logged.add(reason)
-            log.warning("%s", reason)
-
     def _neural_query_tokens(self) -> bool:
         info = self.server_info()
         return info.has(_NEURAL_PLUGIN) and info.version >= (2, 14)
 
-    @_wrapped("check server-side fusion")
-    def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int) -> str | None:
+    def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int = 2) -> str | None:
         """Why this server cannot run `fusion` with exactly the hybrid module's semantics, or None."""
         info = self.server_info()
         if not info.has(_NEURAL_PLUGIN):
@@ -382,19 +273,15 @@ class OpenSearchConnector(Connector):
         cached = self._shards.get(name)
         if cached is not None:
             return cached
-        with self._errors("read the index settings", index=name):
-            if not self.client.indices.exists(index=name):
-                return self.options.shards
-            response = self.client.indices.get_settings(index=name)
+        if not self.cluster.exists(name):
+            return self.options.shards
         try:
-            entry = response[name] if name in response else next(iter(response.values()))
-            shards = int(entry["settings"]["index"]["number_of_shards"])
-        except (KeyError, StopIteration, TypeError, ValueError, AttributeError):
+            shards = int(self.cluster.index_settings(name)["number_of_shards"])
+        except (KeyError, TypeError, ValueError):
             raise ConnectorError(f"index {name!r}: its settings carry no readable number_of_shards") from None
         self._shards[name] = shards
         return shards
 
-    @_wrapped("read the server capabilities")
     def capabilities(self) -> Capabilities:
         info = self.server_info()
         neural = info.has(_NEURAL_PLUGIN)
@@ -434,66 +321,7 @@ class OpenSearchConnector(Connector):
 
     # -- index ----------------------------------------------------------------------------------------
 
-    def _spec(self) -> IndexSpec:
-        if self.spec is None and self._pending_spec is not None:
-            pending, self._pending_spec = self._pending_spec, None
-            self.ensure_index(pending)
-        if self.spec is None and self._index_name is not None:
-            self._open_existing(self._index_name)
-        if self.spec is None:
-            raise ConnectorError("no index: pass index=... or spec=..., or call ensure_index(spec) first")
-        return self.spec
-
-    @_wrapped("open the index")
-    def existing_spec(self) -> IndexSpec:
-        """The spec stored in the named index's mapping `_meta`; never creates anything (IndexNotFound
-        when there is no such index)."""
-        if self.spec is not None:
-            return self.spec
-        name = self._index_label()
-        if name is None:
-            raise IndexNotFound("no index named: pass index=... or spec=...")
-        self._open_existing(name)
-        assert self.spec is not None
-        return self.spec
-
-    def index_body(self, spec: IndexSpec) -> dict[str, Any]:
-        """The create-index body this connector sends for `spec` (the spec itself goes into `_meta`)."""
-        body = build_index_body(spec, self.options)
-        meta = spec_to_meta(spec, self.options.sparse_type, self.namer.mode)
-        meta[_OS_META_KEY] = {"sparse_scale": self.options.sparse_scale}
-        body["mappings"]["_meta"] = {SPEC_META_KEY: meta}
-        return body
-
-    def _read_mapping(self, name: str) -> Mapping[str, Any]:
-        from opensearchpy.exceptions import NotFoundError
-
-        try:
-            response = self.client.indices.get_mapping(index=name)
-        except NotFoundError:
-            raise IndexNotFound(
-                f"index {name!r} does not exist on {self._where()}; create it with ensure_index(spec) "
-                "(or `spladebridge index`)"
-            ) from None
-        if not isinstance(response, Mapping) or not response:
-            raise ConnectorError(f"index {name!r}: empty mapping response")
-        mappings = next(iter(response.values())).get("mappings", {})
-        return mappings if isinstance(mappings, Mapping) else {}
-
-    def _open_existing(self, name: str) -> None:
-        meta = (self._read_mapping(name).get("_meta") or {}).get(SPEC_META_KEY)
-        try:
-            spec = spec_from_meta(name, meta or {})
-        except ValueError as exc:
-            raise ConnectorError(f"{exc}; call ensure_index(spec) to describe it") from None
-        self.ensure_index(spec)
-
-    def ensure_index(self, spec: IndexSpec) -> None:
-        check_index_name(spec.name)
-        with self._errors("create or check the index", index=spec.name):
-            self._ensure_index(spec)
-
-    def _ensure_index(self, spec: IndexSpec) -> None:
+    def prepare(self, spec: IndexSpec) -> None:
         info = self.server_info()
         if self.options.sparse_type == "sparse_vector" and (
             info.version < (3, 3) or not info.has(_NEURAL_PLUGIN)
@@ -504,308 +332,178 @@ class OpenSearchConnector(Connector):
             )
         if spec.dense_field is not None and not info.has(_KNN_PLUGIN):
             raise UnsupportedOperation("a dense field needs the k-NN plugin, which this server lacks")
-        if not self.client.indices.exists(index=spec.name):
-            try:
-                self.client.indices.create(index=spec.name, body=self.index_body(spec))
-                log.info("created OpenSearch index %r", spec.name)
-            except Exception as exc:
-                if "resource_already_exists" not in str(exc):
-                    raise
-        self._check_existing(spec)
         self._shards.pop(spec.name, None)
-        self.spec = spec
 
-    def _check_existing(self, spec: IndexSpec) -> None:
-        mappings = self._read_mapping(spec.name)
-        meta = (mappings.get("_meta") or {}).get(SPEC_META_KEY) or {}
-        stored_mode = meta.get("feature_names")
-        if stored_mode is not None and stored_mode != self.namer.mode:
-            raise ConnectorError(
-                f"index {spec.name!r} stores feature names as {stored_mode}, this connector writes "
-                f"{self.namer.mode}; pass the same vocab (or none) as when the index was created"
-            )
-        stored_scale = (meta.get(_OS_META_KEY) or {}).get("sparse_scale")
-        if stored_scale is not None and float(stored_scale) != self.options.sparse_scale:
-            raise ConnectorError(
-                f"index {spec.name!r} was written with sparse_scale={stored_scale}, this connector uses "
-                f"{self.options.sparse_scale}; use the same scale or documents would not be comparable"
-            )
-        props = mappings.get("properties", {})
-        sparse = props.get(spec.sparse_field)
-        want = self.options.sparse_type
-        if sparse is None or sparse.get("type") != want:
-            found = None if sparse is None else sparse.get("type")
-            raise ConnectorError(
-                f"index {spec.name!r}: field {spec.sparse_field!r} is {found!r}, expected {want!r}"
+    def new_sparse_type(self) -> str:
+        return self.options.sparse_type
+
+    def field_mappings(self, spec: IndexSpec, sparse_type: str) -> dict[str, Any]:
+        """`rank_features` (or the SEISMIC `sparse_vector`); `knn_vector` with the `KnnParams` method."""
+        props: dict[str, Any] = {}
+        if sparse_type == "sparse_vector":
+            props[spec.sparse_field] = {"type": "sparse_vector", "method": self.options.seismic.to_method()}
+        elif sparse_type == "rank_features":
+            props[spec.sparse_field] = {"type": "rank_features"}
+        else:
+            raise ValueError(
+                f"OpenSearch sparse fields are rank_features or sparse_vector, got {sparse_type!r}"
             )
         if spec.dense_field is not None:
-            dense = props.get(spec.dense_field)
-            if (
-                dense is None
-                or dense.get("type") != "knn_vector"
-                or int(dense.get("dimension", -1)) != spec.dense_dim
-            ):
-                raise ConnectorError(
-                    f"index {spec.name!r}: field {spec.dense_field!r} is {dense!r}, expected knn_vector of "
-                    f"dimension {spec.dense_dim}"
+            props[spec.dense_field] = {
+                "type": "knn_vector",
+                "dimension": spec.dense_dim,
+                "method": self.options.knn.to_method(),
+            }
+        return props
+
+    def shard_settings(self) -> dict[str, Any]:
+        settings: dict[str, Any] = {"number_of_shards": self.options.shards}
+        if self.options.replicas is not None:
+            settings["number_of_replicas"] = self.options.replicas
+        return settings
+
+    def index_settings(self, spec: IndexSpec) -> dict[str, Any]:
+        settings: dict[str, Any] = {}
+        if self.options.sparse_type == "sparse_vector":
+            settings["sparse"] = True
+        if spec.dense_field is not None:
+            settings["knn"] = True
+        return settings
+
+    def engine_meta(self) -> dict[str, Any]:
+        return {_OS_META_KEY: {"sparse_scale": self.options.sparse_scale}}
+
+    def check_stored(self, spec: IndexSpec, stored: Mapping[str, Any], props: Mapping[str, Any]) -> list[str]:
+        problems: list[str] = []
+        stored_scale = (stored.get(_OS_META_KEY) or {}).get("sparse_scale")
+        if stored_scale is not None and float(stored_scale) != self.options.sparse_scale:
+            problems.append(
+                f"it was written with sparse_scale={stored_scale}, this connector uses "
+                f"{self.options.sparse_scale}; use the same scale or documents would not be comparable"
+            )
+        found = (props.get(spec.sparse_field) or {}).get("type")
+        if found in self.sparse_types and found != self.options.sparse_type:
+            problems.append(
+                f"field {spec.sparse_field!r} is {found!r}, this connector uses {self.options.sparse_type!r} "
+                "(OpenSearchOptions.sparse_type)"
+            )
+        if spec.dense_field is not None:
+            dense = props.get(spec.dense_field) or {}
+            if dense.get("type") != "knn_vector" or int(dense.get("dimension", -1)) != spec.dense_dim:
+                problems.append(
+                    f"field {spec.dense_field!r} is {dense.get('type') or 'missing'} with dimension "
+                    f"{dense.get('dimension')}, wanted knn_vector of dimension {spec.dense_dim}"
                 )
+        return problems
 
-    # -- writes ---------------------------------------------------------------------------------------
+    def layout_for(self, spec: IndexSpec, stamp: bool) -> Layout:
+        options = self.options
 
-    def _retryable_exceptions(self) -> tuple[type[BaseException], ...]:
-        try:
-            from opensearchpy.exceptions import ConnectionError as OSConnectionError
-        except ImportError:  # pragma: no cover - opensearch-py is a dependency of this module
-            return ()
-        return (OSConnectionError,)
+        def check_sparse(vector: SparseVector) -> str | None:
+            return seismic_problem(vector, options) if options.sparse_type == "sparse_vector" else None
 
-    def _actions(self, documents: Iterable[Document], spec: IndexSpec) -> Iterator[BulkAction | ItemOutcome]:
-        for i, doc in enumerate(documents):
-            doc_id = getattr(doc, "id", None)
-            try:
-                if not isinstance(doc, Document):
-                    raise DocumentError(f"expected a Document, got {type(doc).__name__}")
-                source = build_document(doc, spec, self.options, self.namer)
-                yield BulkAction("index", spec.name, opensearch_id(doc.id), source, item_id=doc.id)
-            except (DocumentError, ValueError) as exc:
-                yield ItemOutcome(
-                    id=doc_id if isinstance(doc_id, str | int) else i,
-                    ok=False,
-                    status="invalid",
-                    error=f"document {i} (id {doc_id!r}): {exc}",
-                )
+        def check_dense(vector: NDArray[np.float32]) -> str | None:
+            if options.knn.space_type == "cosinesimil" and not np.any(vector):
+                return "an all-zero dense vector has no cosine similarity (space_type cosinesimil)"
+            return None
 
-    @_wrapped("write documents")
-    def upsert(self, documents: Iterable[Document]) -> WriteReport:
-        spec = self._spec()
-        return run_bulk(
-            self._streaming_bulk,
-            self.client,
-            self._actions(documents, spec),
-            self.options.bulk,
-            retryable_exceptions=self._retryable_exceptions(),
+        return Layout(
+            spec,
+            self.namer,
+            stamp=stamp,
+            sparse_scale=options.sparse_scale,
+            check_sparse=check_sparse,
+            check_dense=check_dense,
         )
-
-    @_wrapped("delete documents")
-    def delete(self, ids: Iterable[DocId]) -> WriteReport:
-        spec = self._spec()
-
-        def actions() -> Iterator[BulkAction | ItemOutcome]:
-            for i, doc_id in enumerate(ids):
-                try:
-                    yield BulkAction(
-                        "delete", spec.name, opensearch_id(doc_id), item_id=doc_id, missing_ok=True
-                    )
-                except DocumentError as exc:
-                    yield ItemOutcome(id=i, ok=False, status="invalid", error=f"id {i} ({doc_id!r}): {exc}")
-
-        return run_bulk(
-            self._streaming_bulk,
-            self.client,
-            actions(),
-            self.options.bulk,
-            retryable_exceptions=self._retryable_exceptions(),
-        )
-
-    @_wrapped("refresh the index")
-    def flush(self) -> None:
-        self.client.indices.refresh(index=self._spec().name)
 
     # -- reads ----------------------------------------------------------------------------------------
 
-    @_wrapped("get documents")
-    def get(self, ids: Sequence[DocId]) -> list[Document | None]:
-        spec = self._spec()
-        if not ids:
-            return []
-        keys = [opensearch_id(i) for i in ids]
-        response = self.client.mget(index=spec.name, body={"ids": keys})
-        out: list[Document | None] = []
-        for key, entry in zip(keys, response.get("docs", []), strict=False):
-            if entry.get("found"):
-                out.append(read_document(entry.get("_source", {}), spec, self.options, self.namer, key))
-            else:
-                out.append(None)
-        if len(out) != len(keys):
-            raise ConnectorError(f"mget answered {len(out)} of {len(keys)} ids")
-        return out
+    def scan_hits(self, index: str, batch_size: int) -> Iterator[dict[str, Any]]:
+        """A point in time sorted on `_id` (2.4+); a scroll on older servers or without `_id` fielddata."""
+        if self.server_info().version < (2, 4):
+            return self.scan_scroll(index, batch_size)
+        return super().scan_hits(index, batch_size)
 
-    @_wrapped("count documents")
-    def count(self) -> int:
-        return int(self.client.count(index=self._spec().name)["count"])
+    def scroll_instead(self, exc: ConnectorError) -> bool:
+        """`indices.id_field_data.enabled: false`: no sort on `_id`; a scroll skips nothing either."""
+        return "fielddata" in str(exc).lower()
 
-    def scan(self, batch_size: int = 500) -> Iterator[Document]:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        with self._errors("scan the index"):
-            spec = self._spec()
-            if self.server_info().version >= (2, 4):
-                yield from self._scan_pit(spec, batch_size)
-            else:
-                yield from self._scan_scroll(spec, batch_size)
-
-    def _scan_pit(self, spec: IndexSpec, batch_size: int) -> Iterator[Document]:
-        from opensearchpy.exceptions import RequestError
-
-        keep_alive = self.options.scan_keep_alive
-        pit = self.client.create_pit(index=spec.name, params={"keep_alive": keep_alive})
-        pit_id = pit["pit_id"]
-        try:
-            search_after: list[Any] | None = None
-            while True:
-                body: dict[str, Any] = {
-                    "size": batch_size,
-                    "query": {"match_all": {}},
-                    "pit": {"id": pit_id, "keep_alive": keep_alive},
-                    # search_after needs a sort value unique per document, or documents sharing the last
-                    # value of a page are skipped: `_id` is (documents written by other tools may lack
-                    # sb_id); OpenSearch 2.x has no `_shard_doc`. A bare field sorts ascending.
-                    "sort": [SCAN_SORT_FIELD],
-                }
-                if search_after is not None:
-                    body["search_after"] = search_after
-                try:
-                    hits = self.client.search(body=body)["hits"]["hits"]
-                except RequestError as exc:
-                    if search_after is not None or "fielddata" not in str(exc).lower():
-                        raise
-                    # `indices.id_field_data.enabled: false`: no sort on _id; a scroll skips nothing either
-                    log.info("cannot sort a point in time on _id (%s); scanning with scroll", exc.error)
-                    yield from self._scan_scroll(spec, batch_size)
-                    return
-                for hit in hits:
-                    yield read_document(hit.get("_source", {}), spec, self.options, self.namer, hit["_id"])
-                if len(hits) < batch_size:
-                    return
-                search_after = hits[-1]["sort"]
-        finally:
-            try:
-                self.client.delete_pit(body={"pit_id": [pit_id]})
-            except Exception as exc:  # the PIT expires on its own after keep_alive
-                log.warning("could not delete point in time: %s", exc)
-
-    def _scan_scroll(self, spec: IndexSpec, batch_size: int) -> Iterator[Document]:
+    def scan_scroll(self, index: str, batch_size: int) -> Iterator[dict[str, Any]]:
         from opensearchpy.helpers import scan as scroll_scan
 
-        for hit in scroll_scan(
-            self.client, index=spec.name, query={"query": {"match_all": {}}}, size=batch_size
-        ):
-            yield read_document(hit.get("_source", {}), spec, self.options, self.namer, hit["_id"])
+        hits = scroll_scan(self.client, index=index, query={"query": {"match_all": {}}}, size=batch_size)
+        while True:
+            try:
+                hit = self.cluster.call("scan the index", lambda: next(hits, None), index)
+            except StopIteration:  # pragma: no cover - next() with a default never raises it
+                return
+            if hit is None:
+                return
+            yield hit
 
     # -- search ---------------------------------------------------------------------------------------
 
-    def _source_filter(self, spec: IndexSpec) -> dict[str, Any]:
-        excludes = [spec.sparse_field] + ([spec.dense_field] if spec.dense_field else [])
-        return {"excludes": excludes}
-
-    def _run(
-        self, spec: IndexSpec, query: dict[str, Any], size: int, params: dict[str, Any] | None = None
-    ) -> list[Hit]:
-        body = {"size": size, "query": query, "_source": self._source_filter(spec)}
-        response = self.client.search(index=spec.name, body=body, params=params or {})
-        return self._hits(response, spec, size)
-
-    def _hits(self, response: Mapping[str, Any], spec: IndexSpec, k: int, scale: float = 1.0) -> list[Hit]:
-        hits: list[Hit] = []
-        for rank, hit in enumerate(response.get("hits", {}).get("hits", [])[:k], start=1):
-            source = hit.get("_source") or {}
-            doc_id: DocId = source.get(ID_FIELD, hit.get("_id"))
-            fields: dict[str, Any] = {n: source[n] for n in spec.text_fields if n in source}
-            fields.update(source.get(METADATA_FIELD) or {})
-            score = float(hit.get("_score") or 0.0) / scale
-            hits.append(Hit(id=doc_id, score=score, rank=rank, fields=fields))
-        return hits
-
-    @_wrapped("build the sparse query")
-    def sparse_query(self, vector: SparseVector, k: int, filter: FilterLike = None) -> SparseClause:
-        """The sparse clause `search_sparse` sends (neural_sparse, or rank_feature without the plugin)."""
-        spec = self._spec()
+    def sparse_query(self, vector: SparseVector, k: int, filters: list[dict[str, Any]]) -> SparseQuery:
+        """`neural_sparse` (rank_feature linear clauses without the plugin; SEISMIC on `sparse_vector`)."""
+        spec = self._require_spec()
         neural = self._neural_query_tokens()
         if not neural and self.options.sparse_type == "rank_features":
-            self._log_once(
+            self.log_once(
                 "neural_sparse with query_tokens needs OpenSearch 2.14+ and the neural-search plugin; "
-                "using rank_feature linear clauses (the same dot product)"
+                "using rank_feature linear clauses (the same dot product)",
+                logging.WARNING,
             )
-        clause = sparse_clause(vector, spec, self.options, self.namer, k=k, filter=filter, neural=neural)
-        if clause.truncated_terms:
-            log.info(
-                "sparse query cut to its %d largest weights (%d dropped)",
-                self.options.max_query_terms,
-                clause.truncated_terms,
-            )
-        return clause
+        clause = sparse_clause(vector, spec, self.options, self.namer, k=k, filters=filters, neural=neural)
+        return SparseQuery(clause.query, clause.scale, clause.truncated_terms, clause.vector)
 
-    @_wrapped("run a sparse search")
-    def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
-        spec = self._spec()
-        _check_k(k)
-        clause = self.sparse_query(vector, k, filter)
-        if clause.query is None:
-            return []
-        body = {"size": k, "query": clause.query, "_source": self._source_filter(spec)}
-        response = self.client.search(index=spec.name, body=body)
-        return self._hits(response, spec, k, scale=clause.scale)
-
-    @_wrapped("run a dense (k-NN) search")
-    def search_dense(self, vector: NDArray[np.float32], k: int, filter: FilterLike = None) -> list[Hit]:
-        spec = self._spec()
-        _check_k(k)
-        return self._run(spec, knn_clause(vector, spec, k=k, filter=filter), k)
-
-    @_wrapped("run a text (BM25) search")
-    def search_text(self, text: str, k: int, filter: FilterLike = None) -> list[Hit]:
-        spec = self._spec()
-        _check_k(k)
-        if not isinstance(text, str):
-            raise ValueError(f"query text must be a string, got {type(text).__name__}")
-        if not text.strip():
-            return []
-        return self._run(spec, text_clause(text, spec, filter=filter), k)
+    def dense_search_body(
+        self, vector: NDArray[np.float32], k: int, filter: FilterLike = None
+    ) -> dict[str, Any]:
+        spec = self._require_spec()
+        check_k(k)
+        return self.search_body(k, knn_clause(vector, spec, k=k, filters=self.filters(filter, spec)), spec)
 
     # -- hybrid ---------------------------------------------------------------------------------------
 
-    @_wrapped("build the hybrid query")
     def hybrid_queries(self, request: HybridRequest) -> tuple[list[Signal], list[dict[str, Any]]]:
         """The sub-queries of `request`'s hybrid query, in `SIGNALS` order (empty sparse queries left out)."""
-        spec = self._spec()
+        spec = self._require_spec()
+        filters = self.filters(request.filter, spec)
         signals: list[Signal] = []
         queries: list[dict[str, Any]] = []
         depth = request.candidates
         for signal in request.signals():
             if signal == "sparse" and request.sparse is not None:
-                clause = self.sparse_query(request.sparse, depth, request.filter)
+                clause = self.sparse_query(request.sparse, depth, filters)
                 if clause.query is None:
                     continue
                 queries.append(clause.query)
             elif signal == "dense" and request.dense is not None:
-                queries.append(knn_clause(request.dense, spec, k=depth, filter=request.filter))
+                queries.append(knn_clause(request.dense, spec, k=depth, filters=filters))
             elif signal == "bm25" and request.text is not None:
-                queries.append(text_clause(request.text, spec, filter=request.filter))
+                queries.append(self._filtered_text(request.text, spec, filters))
             signals.append(signal)
         return signals, queries
 
-    @_wrapped("create the search pipeline")
+    def _filtered_text(self, text: str, spec: IndexSpec, filters: list[dict[str, Any]]) -> dict[str, Any]:
+        from spladebridge.connectors.lucene_connector import filtered
+
+        return filtered(self.text_query(text, spec), filters)
+
     def ensure_pipeline(self, pipeline: SearchPipeline) -> str:
         """Create (or overwrite, same content) the search pipeline; returns its name."""
         name = pipeline.name
         with self._lock:
             if name not in self._pipelines:
-                self.client.search_pipeline.put(id=name, body=pipeline.body)
+                self.cluster.call(
+                    "create the search pipeline",
+                    lambda: self.client.search_pipeline.put(id=name, body=pipeline.body),
+                )
                 self._pipelines.add(name)
         return name
 
-    @_wrapped("run a hybrid search")
-    def search_hybrid(self, request: HybridRequest) -> list[Hit]:
-        spec = self._spec()
-        _check_k(request.k)
-        if request.candidates < request.k:
-            raise ValueError(f"candidates ({request.candidates}) must be >= k ({request.k})")
+    def _hybrid(self, request: HybridRequest, spec: IndexSpec) -> list[Hit]:
         all_signals = request.signals()
-        if not all_signals:
-            raise ValueError("a hybrid request needs at least one of sparse, dense or text")
-        problem = self.server_fusion_problem(request.fusion, len(all_signals))
-        if problem is not None:  # as Elasticsearch: the caller (HybridSearcher) fuses client-side
-            raise UnsupportedOperation(f"OpenSearch cannot fuse this request server-side: {problem}")
         signals, queries = self.hybrid_queries(request)
         if not queries:
             return []
@@ -817,56 +515,28 @@ class OpenSearchConnector(Connector):
             )
         plan: FusionPlan = plan_fusion(fusion, len(queries))
         name = self.ensure_pipeline(plan.pipeline)
-        body = {
-            "size": request.candidates,
-            "query": {"hybrid": {"queries": queries}},
-            "_source": self._source_filter(spec),
-        }
-        response = self.client.search(index=spec.name, body=body, params={"search_pipeline": name})
-        return self._hits(response, spec, request.k, scale=1.0 / plan.score_scale)
+        body = self._hybrid_body(request.candidates, queries, spec)
+        return self.run_search(
+            body, request.k, 1.0 / plan.score_scale, what="run a hybrid search", search_pipeline=name
+        )
 
-    @_wrapped("run a hybrid search")
+    def _hybrid_body(self, size: int, queries: list[dict[str, Any]], spec: IndexSpec) -> dict[str, Any]:
+        body = self.search_body(size, {"hybrid": {"queries": queries}}, spec)
+        body.pop("track_total_hits")  # the hybrid query counts its own totals
+        return body
+
     def hybrid_search_with(self, request: HybridRequest, pipeline: SearchPipeline) -> list[Hit]:
         """The hybrid query fused by an OpenSearch-native pipeline of your choice (z_score, geometric...)."""
-        spec = self._spec()
+        spec = self._require_spec()
         _, queries = self.hybrid_queries(request)
         if not queries:
             return []
         name = self.ensure_pipeline(pipeline)
-        body = {
-            "size": request.candidates,
-            "query": {"hybrid": {"queries": queries}},
-            "_source": self._source_filter(spec),
-        }
-        response = self.client.search(index=spec.name, body=body, params={"search_pipeline": name})
-        return self._hits(response, spec, request.k)
-
-    # -- lifecycle ------------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._owns_client:
-            try:
-                self.client.close()
-            except Exception as exc:  # closing must not raise
-                log.debug("closing the OpenSearch client failed: %s", exc)
+        body = self._hybrid_body(request.candidates, queries, spec)
+        return self.run_search(body, request.k, what="run a hybrid search", search_pipeline=name)
 
 
-def _transport_error_text(exc: Any) -> str:
-    """`STATUS type: reason` of an opensearch-py TransportError (the root cause when the body has one)."""
-    info = exc.info if isinstance(exc.info, Mapping) else {}
-    error = info.get("error")
-    if isinstance(error, Mapping):
-        causes = error.get("root_cause")
-        root = causes[0] if isinstance(causes, list) and causes and isinstance(causes[0], Mapping) else error
-        return f"{exc.status_code} {root.get('type')}: {root.get('reason')}"
-    if isinstance(error, str) and error:
-        return f"{exc.status_code} {error}"
-    return f"{exc.status_code} {exc.error}"
+def _build_client(settings: HttpSettings) -> Any:
+    from opensearchpy import OpenSearch
 
-
-def _check_k(k: int) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return OpenSearch(**settings.to_client_kwargs("opensearch"))

@@ -1,4 +1,6 @@
-"""OpenSearch request bodies as pure functions: index mappings, documents, and the query clauses.
+"""OpenSearch's own options and query clauses as pure functions: SEISMIC and k-NN parameters, the sparse
+(`neural_sparse` / `rank_feature`) and `knn` clauses. Everything both Lucene engines share (document layout,
+index body, BM25, filters) lives in the `lucene_*` modules.
 
 Kept apart from the connector so that contract tests and callers can build and inspect every body without a
 server. What each body means (exact dot product, the (0, 64] query-weight cap, SEISMIC's integer token ids
@@ -15,29 +17,22 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from spladebridge.connectors.base import DocId, Document, IndexSpec, UnsupportedOperation
+from spladebridge.connectors.base import IndexSpec, UnsupportedOperation
 from spladebridge.connectors.bulk import BulkConfig
 from spladebridge.connectors.documents import DocumentError
-from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.lucene import (
     DEFAULT_MAX_CLAUSES,
     MAX_LINEAR_WEIGHT,
-    clean_document_vector,
     clean_query_vector,
 )
 from spladebridge.connectors.lucene_queries import (
-    FeatureNameError,
     FeatureNamer,
-    bm25_query,
     rank_features_query,
 )
-from spladebridge.connectors.lucene_queries import filter_clauses as lucene_filter_clauses
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = [
-    "ID_FIELD",
     "MAX_KNN_K",
-    "METADATA_FIELD",
     "SEISMIC_MAX_TOKEN_ID",
     "DocumentError",
     "KnnParams",
@@ -47,28 +42,17 @@ __all__ = [
     "SpaceType",
     "SparseClause",
     "SparseFieldType",
-    "build_document",
-    "build_index_body",
-    "filter_clauses",
     "knn_clause",
     "knn_score_to_similarity",
-    "opensearch_id",
-    "read_document",
+    "seismic_problem",
     "sparse_clause",
     "suggest_sparse_scale",
-    "text_clause",
 ]
 
-#: Source field holding the caller's id as given (so int ids come back as ints); mapped `keyword`.
-ID_FIELD = "sb_id"
-#: Object holding `Document.metadata`; filters address its keys.
-METADATA_FIELD = "metadata"
 #: SEISMIC folds token ids modulo 32768 into shorts; ids must stay below this to avoid collisions.
 SEISMIC_MAX_TOKEN_ID = 32768
 #: The `knn` query's `k` must lie in [1, 10000].
 MAX_KNN_K = 10_000
-_MAX_ID_BYTES = 512
-_KEYWORD_IGNORE_ABOVE = 8191  # keyword terms are capped at 32766 bytes; 8191 characters always fit
 
 SparseFieldType = Literal["rank_features", "sparse_vector"]
 SpaceType = Literal["innerproduct", "cosinesimil", "l2"]
@@ -233,171 +217,22 @@ def suggest_sparse_scale(vectors: Iterable[SparseVector], ceiling: float, headro
 # -- bodies (pure functions) ------------------------------------------------------------------------------
 
 
-def build_index_body(spec: IndexSpec, options: OpenSearchOptions) -> dict[str, Any]:
-    """Settings and mappings for `spec`: sparse field, optional knn_vector, text fields, id and metadata."""
-    index_settings: dict[str, Any] = {"number_of_shards": options.shards}
-    if options.replicas is not None:
-        index_settings["number_of_replicas"] = options.replicas
-    properties: dict[str, Any] = {ID_FIELD: {"type": "keyword"}}
-    for name in spec.text_fields:
-        keyword = {"type": "keyword", "ignore_above": _KEYWORD_IGNORE_ABOVE}
-        properties[name] = {"type": "text", "fields": {"keyword": keyword}}
-    if options.sparse_type == "sparse_vector":
-        index_settings["sparse"] = True
-        properties[spec.sparse_field] = {"type": "sparse_vector", "method": options.seismic.to_method()}
-    else:
-        properties[spec.sparse_field] = {"type": "rank_features"}
-    if spec.dense_field is not None:
-        index_settings["knn"] = True
-        properties[spec.dense_field] = {
-            "type": "knn_vector",
-            "dimension": spec.dense_dim,
-            "method": options.knn.to_method(),
-        }
-    properties[METADATA_FIELD] = {"type": "object", "dynamic": True}
-    mappings: dict[str, Any] = {
-        "dynamic_templates": [
-            {
-                "metadata_strings": {
-                    "path_match": f"{METADATA_FIELD}.*",
-                    "match_mapping_type": "string",
-                    "mapping": {"type": "keyword"},
-                }
-            }
-        ],
-        "properties": properties,
-    }
-    return {"settings": {"index": index_settings}, "mappings": mappings}
-
-
-def opensearch_id(doc_id: object) -> str:
-    """The `_id` for a caller's id: integers as decimal strings; DocumentError for ids OpenSearch rejects."""
-    if isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
-        raise DocumentError(f"id must be a string or a non-negative integer, got {type(doc_id).__name__}")
-    if isinstance(doc_id, int):
-        if doc_id < 0:
-            raise DocumentError(f"integer id must be >= 0, got {doc_id}")
-        return str(doc_id)
-    if not doc_id:
-        raise DocumentError("id must not be empty")
-    if len(doc_id.encode("utf-8")) > _MAX_ID_BYTES:
-        raise DocumentError(f"id is longer than OpenSearch's {_MAX_ID_BYTES}-byte limit")
-    return doc_id
-
-
-def _sparse_features(
-    vector: SparseVector, options: OpenSearchOptions, namer: FeatureNamer
-) -> dict[str, float]:
-    if options.sparse_scale != 1.0:
-        vector = vector.scale(options.sparse_scale)
-    cleaned = clean_document_vector(vector).vector
-    if options.sparse_type == "sparse_vector":
-        if cleaned.nnz and int(cleaned.indices[-1]) >= SEISMIC_MAX_TOKEN_ID:
-            raise DocumentError(
-                f"token id {int(cleaned.indices[-1])} is >= {SEISMIC_MAX_TOKEN_ID}; sparse_vector (SEISMIC) "
-                "folds larger ids onto smaller ones"
-            )
-        ceiling = options.seismic.quantization_ceiling_ingest
-        if cleaned.max_weight() > ceiling:
-            raise DocumentError(
-                f"largest sparse weight {cleaned.max_weight():.4g} (after sparse_scale "
-                f"{options.sparse_scale:g}) exceeds the SEISMIC quantization ceiling {ceiling:g} and would "
-                "be clipped; lower sparse_scale "
-                "(see suggest_sparse_scale) or create the index with a higher quantization_ceiling_ingest"
-            )
-    try:
-        return namer.to_features(cleaned)
-    except FeatureNameError as exc:
-        raise DocumentError(str(exc)) from None
-
-
-def build_document(
-    doc: Document, spec: IndexSpec, options: OpenSearchOptions, namer: FeatureNamer
-) -> dict[str, Any]:
-    """The `_source` for `doc`; raises DocumentError naming the field that cannot be written."""
-    opensearch_id(doc.id)
-    source: dict[str, Any] = {ID_FIELD: doc.id}
-    reserved = {
-        ID_FIELD,
-        METADATA_FIELD,
-        spec.sparse_field,
-        *([spec.dense_field] if spec.dense_field else []),
-    }
-    for name, text in doc.fields.items():
-        if name in reserved:
-            raise DocumentError(f"field {name!r} clashes with a field the connector uses")
-        if not isinstance(text, str):
-            raise DocumentError(f"field {name!r} must be a string, got {type(text).__name__}")
-        source[name] = text
-    if doc.metadata:
-        if not isinstance(doc.metadata, Mapping):
-            raise DocumentError(f"metadata must be a mapping, got {type(doc.metadata).__name__}")
-        for key in doc.metadata:
-            if not isinstance(key, str) or not key or "." in key:
-                raise DocumentError(f"metadata key {key!r} must be a non-empty string without dots")
-        source[METADATA_FIELD] = dict(doc.metadata)
-    if doc.sparse is not None:
-        if not isinstance(doc.sparse, SparseVector):
-            raise DocumentError(f"sparse must be a SparseVector, got {type(doc.sparse).__name__}")
-        source[spec.sparse_field] = _sparse_features(doc.sparse, options, namer)
-    if doc.dense is not None:
-        if spec.dense_field is None:
-            raise DocumentError("the index has no dense field, but the document carries a dense vector")
-        dense = np.asarray(doc.dense)
-        if dense.shape != (spec.dense_dim,):
-            raise DocumentError(
-                f"dense vector has shape {dense.shape}, the index expects ({spec.dense_dim},)"
-            )
-        if not np.isfinite(dense).all():
-            raise DocumentError(
-                "dense vector has a non-finite value at position "
-                f"{int(np.flatnonzero(~np.isfinite(dense))[0])}"
-            )
-        if options.knn.space_type == "cosinesimil" and not np.any(dense):
-            raise DocumentError("an all-zero dense vector has no cosine similarity (space_type cosinesimil)")
-        source[spec.dense_field] = dense.astype(np.float32).tolist()
-    return source
-
-
-def read_document(
-    source: Mapping[str, Any],
-    spec: IndexSpec,
-    options: OpenSearchOptions,
-    namer: FeatureNamer,
-    fallback_id: str,
-) -> Document:
-    """A `Document` back from its `_source` (sparse weights divided by `sparse_scale` again)."""
-    doc_id: DocId = source.get(ID_FIELD, fallback_id)
-    fields = {n: source[n] for n in spec.text_fields if isinstance(source.get(n), str)}
-    extra = set(source) - {ID_FIELD, METADATA_FIELD, spec.sparse_field, spec.dense_field, *spec.text_fields}
-    for name in sorted(extra):
-        if isinstance(source[name], str):
-            fields[name] = source[name]
-    metadata = dict(source.get(METADATA_FIELD) or {})
-    sparse = None
-    raw_sparse = source.get(spec.sparse_field)
-    if isinstance(raw_sparse, Mapping):
-        sparse = namer.from_features(raw_sparse)
-        if options.sparse_scale != 1.0 and sparse.nnz:
-            sparse = sparse.scale(1.0 / options.sparse_scale)
-    dense = None
-    if spec.dense_field is not None and source.get(spec.dense_field) is not None:
-        dense = np.asarray(source[spec.dense_field], dtype=np.float32)
-    return Document(id=doc_id, fields=fields, metadata=metadata, sparse=sparse, dense=dense)
-
-
-def filter_clauses(value: FilterLike, spec: IndexSpec | None = None) -> list[dict[str, Any]]:
-    """The engine-neutral filter as `term` / `terms` / `range` clauses (builder shared with Elasticsearch).
-
-    A filter on a text field of `spec` matches its exact value through the `.keyword` sub-field (as on
-    Elasticsearch); any other field name is a metadata key, stored under `metadata.*`.
-    """
-    text_fields = frozenset(spec.text_fields) if spec is not None else frozenset()
-
-    def path(name: str) -> str:
-        return f"{name}.keyword" if name in text_fields else f"{METADATA_FIELD}.{name}"
-
-    return lucene_filter_clauses(value, path)
+def seismic_problem(vector: SparseVector, options: OpenSearchOptions) -> str | None:
+    """Why a SEISMIC `sparse_vector` field cannot hold this (scaled, cleaned) document vector, or None:
+    token ids fold modulo 32768, and weights above `quantization_ceiling_ingest` would be clipped."""
+    if vector.nnz and int(vector.indices[-1]) >= SEISMIC_MAX_TOKEN_ID:
+        return (
+            f"token id {int(vector.indices[-1])} is >= {SEISMIC_MAX_TOKEN_ID}; sparse_vector (SEISMIC) folds "
+            "larger ids onto smaller ones"
+        )
+    ceiling = options.seismic.quantization_ceiling_ingest
+    if vector.max_weight() > ceiling:
+        return (
+            f"largest sparse weight {vector.max_weight():.4g} (after sparse_scale {options.sparse_scale:g}) "
+            f"exceeds the SEISMIC quantization ceiling {ceiling:g} and would be clipped; lower sparse_scale "
+            "(see suggest_sparse_scale) or create the index with a higher quantization_ceiling_ingest"
+        )
+    return None
 
 
 def _with_filter(query: dict[str, Any], clauses: list[dict[str, Any]]) -> dict[str, Any]:
@@ -413,6 +248,7 @@ class SparseClause:
     query: dict[str, Any] | None
     scale: float
     truncated_terms: int = 0
+    vector: SparseVector | None = None  # the query weights as sent (capped, rescaled)
 
 
 def sparse_clause(
@@ -422,7 +258,7 @@ def sparse_clause(
     namer: FeatureNamer,
     *,
     k: int,
-    filter: FilterLike = None,
+    filters: Sequence[Mapping[str, Any]] = (),
     neural: bool = True,
 ) -> SparseClause:
     """`neural_sparse` (or, with `neural=False`, `rank_feature` linear clauses) for an exact dot product.
@@ -431,7 +267,7 @@ def sparse_clause(
     that its largest weight fits what the engine takes: 64 for `neural_sparse` on rank_features (Lucene's
     linear feature query), the SEISMIC search ceiling on `sparse_vector`. `query` is None for an empty query.
     """
-    clauses = filter_clauses(filter, spec)
+    clauses = [dict(c) for c in filters]
     if options.sparse_type == "sparse_vector":
         if not neural:
             raise UnsupportedOperation("a sparse_vector (SEISMIC) field needs the neural-search plugin")
@@ -455,16 +291,19 @@ def sparse_clause(
                 params["filter"] = {"bool": {"filter": clauses}}
             body["method_parameters"] = params
             return SparseClause(
-                {"neural_sparse": {spec.sparse_field: body}}, total_scale, cleaned.truncated_terms
+                {"neural_sparse": {spec.sparse_field: body}},
+                total_scale,
+                cleaned.truncated_terms,
+                cleaned.vector,
             )
         query: dict[str, Any] = {"neural_sparse": {spec.sparse_field: body}}
     else:
         query = rank_features_query(spec.sparse_field, tokens)
-    return SparseClause(_with_filter(query, clauses), total_scale, cleaned.truncated_terms)
+    return SparseClause(_with_filter(query, clauses), total_scale, cleaned.truncated_terms, cleaned.vector)
 
 
 def knn_clause(
-    vector: NDArray[np.float32], spec: IndexSpec, *, k: int, filter: FilterLike = None
+    vector: NDArray[np.float32], spec: IndexSpec, *, k: int, filters: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, Any]:
     """The `knn` query for `vector` (filter applied inside the k-NN search, so k results still come back)."""
     if spec.dense_field is None:
@@ -477,17 +316,9 @@ def knn_clause(
     if not 1 <= k <= MAX_KNN_K:
         raise ValueError(f"knn k must be in [1, {MAX_KNN_K}], got {k}")
     body: dict[str, Any] = {"vector": arr.tolist(), "k": k}
-    clauses = filter_clauses(filter, spec)
-    if clauses:
-        body["filter"] = {"bool": {"filter": clauses}}
+    if filters:
+        body["filter"] = {"bool": {"filter": [dict(c) for c in filters]}}
     return {"knn": {spec.dense_field: body}}
-
-
-def text_clause(text: str, spec: IndexSpec, *, filter: FilterLike = None) -> dict[str, Any]:
-    """BM25 over the text fields: `match` for one field, `multi_match` for several."""
-    if not isinstance(text, str):
-        raise ValueError(f"query text must be a string, got {type(text).__name__}")
-    return _with_filter(bm25_query(text, spec.text_fields), filter_clauses(filter, spec))
 
 
 def knn_score_to_similarity(score: float, space_type: SpaceType) -> float:

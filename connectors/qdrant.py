@@ -4,13 +4,14 @@ The collection holds the SPLADE vectors as a named sparse vector (IDF modifier a
 an optional named cosine dense vector, a BM25 sparse vector (Qdrant Edge's embedder, which produces the same
 token ids as Qdrant's server-side BM25, with the IDF modifier) and the payload. The index spec is stored in
 the collection's metadata so a later connector reads it back. Writes are batched, `wait=True`, and retried
-with exponential backoff on transient errors (connection failures, 429, 5xx).
+under the connector's `RetryPolicy` on transient errors (connection failures, 408, 429, 5xx): a document is
+sent at most `retry.max_retries + 1` times, isolation of a permanent error included.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from spladebridge.connectors.base import (
     HybridRequest,
     IndexSpec,
     ItemOutcome,
+    ServerFusion,
     UnsupportedOperation,
 )
 from spladebridge.connectors.filters import FilterLike
@@ -44,6 +46,8 @@ from spladebridge.connectors.qdrant_common import (
     spec_to_json,
     translate_filter,
 )
+from spladebridge.connectors.retry import RetryPolicy
+from spladebridge.connectors.versions import parse_version
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = ["METADATA_KEY", "QdrantConnector", "is_transient"]
@@ -69,18 +73,6 @@ def is_transient(exc: BaseException) -> bool:
             return False
         return name in ("UNAVAILABLE", "RESOURCE_EXHAUSTED", "DEADLINE_EXCEEDED", "ABORTED")
     return False
-
-
-def _parse_version(text: str | None) -> tuple[int, ...] | None:
-    if not text:
-        return None
-    parts: list[int] = []
-    for piece in text.lstrip("v").split(".")[:3]:
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
-            break
-        parts.append(int(digits))
-    return tuple(parts) or None
 
 
 class _ClientFilterBuilder:
@@ -109,7 +101,9 @@ class QdrantConnector(QdrantLikeConnector):
 
     `QdrantClient(url=...)` talks to a server; `QdrantClient(":memory:")` or `QdrantClient(path=...)` run
     local mode (brute force, for tests and small collections). `close()` closes the client unless
-    `close_client=False`. Dense vectors use cosine distance and come back L2-normalised.
+    `close_client=False`. Dense vectors use cosine distance and come back L2-normalised. `retry` is the
+    write retry policy (default `RetryPolicy()`); `max_retries` and `backoff_s` are its older spelling and,
+    when given, replace its `max_retries` and `initial_backoff`.
     """
 
     def __init__(
@@ -119,8 +113,9 @@ class QdrantConnector(QdrantLikeConnector):
         *,
         collection: str | None = None,
         batch_size: int = 256,
-        max_retries: int = 3,
-        backoff_s: float = 0.5,
+        retry: RetryPolicy | None = None,
+        max_retries: int | None = None,
+        backoff_s: float | None = None,
         close_client: bool = True,
     ) -> None:
         if not isinstance(client, QdrantClient):
@@ -128,21 +123,22 @@ class QdrantConnector(QdrantLikeConnector):
                 f"QdrantConnector needs a qdrant_client.QdrantClient, got {type(client).__name__}"
             )
         check_k(batch_size, "batch_size")
-        if max_retries < 0 or backoff_s < 0:
-            raise ValueError("max_retries and backoff_s must be >= 0")
+        policy = retry or RetryPolicy()
+        if max_retries is not None:
+            policy = dataclasses.replace(policy, max_retries=max_retries)
+        if backoff_s is not None:
+            policy = dataclasses.replace(policy, initial_backoff=backoff_s)
         self.client = client
         self.collection = collection or (spec.name if spec is not None else None)
         if self.collection is None:
             raise ValueError("give a spec or a collection name")
         self.batch_size = batch_size
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
+        self.retry = policy
         self._close_client = close_client
         self._closed = False
         self._bm25: Any = None
         self._version: tuple[int, ...] | None = None
         self._version_text: str | None = None
-        self._sleep: Callable[[float], None] = time.sleep
         stored = self._read_spec()
         if stored is not None:
             self._set_spec(stored)
@@ -230,27 +226,33 @@ class QdrantConnector(QdrantLikeConnector):
 
     def _store_points(self, ready: list[ReadyPoint], outcomes: list[ItemOutcome | None]) -> None:
         points = [p for _, _, p in ready]
-        attempts, error = self._write(lambda: self._upsert_points(points))
+        attempts, error = self._write(lambda: self._upsert_points(points), self.retry)
         if error is None:
             for offset, prepared, _ in ready:
                 outcomes[offset] = ItemOutcome(prepared.doc_id, ok=True, status="upserted", attempts=attempts)
-        elif is_transient(error):
+            return
+        left = self.retry.attempts - attempts
+        if is_transient(error) or len(ready) == 1 or left < 1:
+            # One point, or no send left to isolate with: the batch's error is each document's. A permanent
+            # error met on the last attempt stays retryable: a later run isolates it with a fresh budget.
+            retryable = is_transient(error) or (len(ready) > 1 and left < 1)
             for offset, prepared, _ in ready:
                 outcomes[offset] = ItemOutcome(
-                    prepared.doc_id, ok=False, status="error", error=_describe(error), retryable=True,
+                    prepared.doc_id, ok=False, status="error", error=_describe(error), retryable=retryable,
                     attempts=attempts,
                 )  # fmt: skip
-        else:  # a permanent error: isolate the documents that cause it, one by one
-            for offset, prepared, point in ready:
-                more, item_error = self._write(functools.partial(self._upsert_points, [point]))
-                outcomes[offset] = ItemOutcome(
-                    prepared.doc_id,
-                    ok=item_error is None,
-                    status="upserted" if item_error is None else "error",
-                    error=None if item_error is None else _describe(item_error),
-                    retryable=item_error is not None and is_transient(item_error),
-                    attempts=attempts + more,
-                )
+            return
+        isolate = self.retry.with_attempts(left)  # a permanent error: find its documents, one by one
+        for offset, prepared, point in ready:
+            more, item_error = self._write(functools.partial(self._upsert_points, [point]), isolate)
+            outcomes[offset] = ItemOutcome(
+                prepared.doc_id,
+                ok=item_error is None,
+                status="upserted" if item_error is None else "error",
+                error=None if item_error is None else _describe(item_error),
+                retryable=item_error is not None and is_transient(item_error),
+                attempts=attempts + more,
+            )
 
     def _upsert_points(self, points: list[models.PointStruct]) -> None:
         self.client.upsert(self._name(), points=points, wait=True)
@@ -260,25 +262,27 @@ class QdrantConnector(QdrantLikeConnector):
     ) -> models.PointStruct:
         return models.PointStruct(id=point_id, vector=vectors, payload=payload)
 
-    def _write(self, call: Callable[[], object]) -> tuple[int, BaseException | None]:
-        """Run a write, retrying transient errors with exponential backoff; (attempts, last error or None)."""
+    def _write(self, call: Callable[[], object], policy: RetryPolicy) -> tuple[int, BaseException | None]:
+        """Run a write under `policy`, retrying transient errors; (sends made, last error or None)."""
         attempts = 0
-        while True:
+
+        def once() -> None:
+            nonlocal attempts
             attempts += 1
-            try:
-                call()
-                return attempts, None
-            except Exception as exc:
-                if not is_transient(exc) or attempts > self.max_retries:
-                    return attempts, exc
-                self._sleep(self.backoff_s * 2 ** (attempts - 1))
+            call()
+
+        try:
+            policy.call(once, retry_if=is_transient)
+        except Exception as exc:
+            return attempts, exc
+        return attempts, None
 
     def _delete_points(self, point_ids: list[PointId], outcomes: list[ItemOutcome]) -> list[ItemOutcome]:
         """Delete with wait=True, retried; every valid id reports the attempts."""
         valid: list[models.ExtendedPointId] = list(point_ids)
         selector = models.PointIdsList(points=valid)
         attempts, error = self._write(
-            lambda: self.client.delete(self._name(), points_selector=selector, wait=True)
+            lambda: self.client.delete(self._name(), points_selector=selector, wait=True), self.retry
         )
         return [
             o
@@ -340,6 +344,7 @@ class QdrantConnector(QdrantLikeConnector):
     def search_hybrid(self, request: HybridRequest) -> list[Hit]:
         """Fuse sparse, dense and BM25 server-side (prefetches + RRF or DBSF), as the hybrid module fuses."""
         spec = self._require_spec()
+        self.refuse_unfusable(request.fusion, len(request.signals()))
         queries = self._signal_queries(request, spec)
         plan = plan_fusion(request, empty=[s for s, q in queries.items() if q is None])
         self._check_fusion_support(plan)
@@ -361,6 +366,17 @@ class QdrantConnector(QdrantLikeConnector):
         return self._query(
             prefetch=wrapped, query=_weighted_formula(plan), limit=plan.limit, filter=request.filter
         )
+
+    def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int = 2) -> str | None:
+        """Why this server cannot run `fusion` exactly (None when it can): the version's fusion methods and
+        formula queries first, then the rules every engine shares."""
+        caps = self.capabilities()
+        if fusion.method not in caps.server_fusion:
+            return f"Qdrant {caps.version} cannot run {fusion.method!r} with the hybrid module's semantics"
+        weighted = fusion.weights is not None and any(w != 1.0 for w in fusion.weights)
+        if weighted and not caps.weighted_fusion:
+            return f"Qdrant {caps.version} has no formula queries for weighted fusion"
+        return super().server_fusion_problem(fusion, sub_queries)
 
     def _check_fusion_support(self, plan: FusionPlan) -> None:
         caps = self.capabilities()
@@ -392,7 +408,10 @@ class QdrantConnector(QdrantLikeConnector):
                 self._version_text = str(self.client.info().version)
             except Exception:
                 self._version_text = ""
-            self._version = _parse_version(self._version_text)
+            try:
+                self._version = parse_version(self._version_text)
+            except ValueError:  # empty or unreadable: capabilities then assume a current Qdrant
+                self._version = None
         return self._version
 
     def capabilities(self) -> Capabilities:

@@ -1,5 +1,5 @@
 """What the two Qdrant connectors (Edge and qdrant-client) share: payload layout, document checks, the
-stored spec, the BM25 signal, filter translation and the server-side fusion plan.
+stored spec (in the one format of `index_meta`), the BM25 signal, filter translation and the server-side fusion plan.
 
 Payload layout: text fields and metadata at the top level (so metadata filters address them by name), plus
 internal keys starting with `_sb_`: the original id (`_sb_id`, `_sb_id_type`) and the names of the text
@@ -36,6 +36,7 @@ from spladebridge.connectors.ids import (
     id_payload,
     to_point_id,
 )
+from spladebridge.connectors.index_meta import SPEC_VERSION, spec_from_json, spec_to_json
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = [
@@ -62,49 +63,10 @@ __all__ = [
 
 INTERNAL_PREFIX = "_sb_"
 FIELDS_KEY = "_sb_fields"
-SPEC_VERSION = 1
 _BM25_OPTION_KEYS = ("k", "b", "avg_len", "language", "lowercase", "min_token_len", "max_token_len")
 
 
 # -- the stored spec ----------------------------------------------------------------------------------
-
-
-def spec_to_json(spec: IndexSpec) -> dict[str, Any]:
-    """A JSON-ready form of `spec`, with a format version, to store beside the index."""
-    try:
-        options = json.loads(json.dumps(dict(spec.options)))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"IndexSpec.options must be JSON-serialisable to be stored: {exc}") from None
-    return {
-        "spladebridge_spec": SPEC_VERSION,
-        "name": spec.name,
-        "sparse_field": spec.sparse_field,
-        "dense_field": spec.dense_field,
-        "dense_dim": spec.dense_dim,
-        "text_fields": list(spec.text_fields),
-        "sparse_idf": spec.sparse_idf,
-        "lexical": spec.lexical,
-        "options": options,
-    }
-
-
-def spec_from_json(obj: Mapping[str, Any]) -> IndexSpec:
-    """Read back a spec written by `spec_to_json`; raises ValueError naming what is wrong."""
-    if not isinstance(obj, Mapping) or obj.get("spladebridge_spec") != SPEC_VERSION:
-        raise ValueError(f"not a spladebridge index spec (version {SPEC_VERSION}): {str(obj)[:200]}")
-    try:
-        return IndexSpec(
-            name=str(obj["name"]),
-            sparse_field=str(obj["sparse_field"]),
-            dense_field=obj["dense_field"],
-            dense_dim=obj["dense_dim"],
-            text_fields=tuple(obj["text_fields"]),
-            sparse_idf=bool(obj["sparse_idf"]),
-            lexical=bool(obj["lexical"]),
-            options=dict(obj.get("options") or {}),
-        )
-    except KeyError as exc:
-        raise ValueError(f"stored index spec lacks the key {exc}") from None
 
 
 def spec_differences(wanted: IndexSpec, stored: IndexSpec) -> list[str]:

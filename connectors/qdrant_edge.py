@@ -195,18 +195,24 @@ class QdrantEdgeConnector(QdrantLikeConnector):
     # -- engine primitives (the shared reads, writes and searches are in QdrantLikeConnector) -----------
 
     def _store_points(self, ready: list[ReadyPoint], outcomes: list[ItemOutcome | None]) -> None:
+        """One shard update; when it fails, each document once more on its own to find the bad ones. An
+        in-process shard has no transient failures, so nothing is retried (the errors are not retryable)."""
         try:
             self._shard_update(qe.UpdateOperation.upsert_points([p for _, _, p in ready]))
             for offset, prepared, _ in ready:
                 outcomes[offset] = ItemOutcome(prepared.doc_id, ok=True, status="upserted")
-        except ConnectorError:
+        except ConnectorError as exc:
+            if len(ready) == 1:  # the batch's error is the document's: no second send
+                offset, prepared, _ = ready[0]
+                outcomes[offset] = ItemOutcome(prepared.doc_id, ok=False, status="error", error=str(exc))
+                return
             for offset, prepared, point in ready:  # isolate the failing documents one by one
                 try:
                     self._shard_update(qe.UpdateOperation.upsert_points([point]))
                     outcomes[offset] = ItemOutcome(prepared.doc_id, ok=True, status="upserted", attempts=2)
-                except ConnectorError as exc:
+                except ConnectorError as item_exc:
                     outcomes[offset] = ItemOutcome(
-                        prepared.doc_id, ok=False, status="error", error=str(exc), attempts=2
+                        prepared.doc_id, ok=False, status="error", error=str(item_exc), attempts=2
                     )
 
     def _make_point(self, point_id: PointId, vectors: dict[str, Any], payload: dict[str, Any]) -> Any:
@@ -259,6 +265,7 @@ class QdrantEdgeConnector(QdrantLikeConnector):
     def search_hybrid(self, request: HybridRequest) -> list[Hit]:
         """Fuse sparse, dense and BM25 server-side (prefetches + RRF or DBSF), as the hybrid module fuses."""
         spec = self._require_spec()
+        self.refuse_unfusable(request.fusion, len(request.signals()))
         queries = self._signal_queries(request, spec)
         empty = [s for s, q in queries.items() if q is None]
         plan = plan_fusion(request, empty=empty)

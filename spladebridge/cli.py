@@ -148,7 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="a text field to encode; repeat or comma-separate (default: title,text)",
     )
     p.add_argument("--batch-size", type=int, help="documents per encode/write batch (default 64)")
-    p.add_argument("--max-retries", type=int, help="retries of a failing engine write (default 3)")
+    p.add_argument(
+        "--max-retries",
+        type=int,
+        help="re-sends of a transiently failing write by the connector; a document is sent at most "
+        "N+1 times (default 3; Qdrant Edge writes in-process and never retries)",
+    )
     p.add_argument("--max-text-chars", type=int, help="longest accepted document text (default 1000000)")
     p.add_argument("--checkpoint", help="checkpoint file (default: under the state folder)")
     p.add_argument("--dead-letter", help="JSONL file for failed documents (default: beside the checkpoint)")
@@ -331,6 +336,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
         raise UsageError(f"--max-retries must be >= 0, got {settings['max_retries']}")
     checkpoint, dead = _state_paths(settings, source, args)
     with _connect(settings) as connector:  # before the models load: a bad URL fails fast
+        _set_write_retries(connector, settings["max_retries"])
         sparse = _sparse_encoder(settings)
         dense = _dense_encoder(settings)
         try:
@@ -347,7 +353,6 @@ def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 checkpoint=checkpoint,
                 restart=args.restart,
                 dead_letter=dead,
-                max_retries=settings["max_retries"],
                 max_text_chars=settings["max_text_chars"],
                 progress=False if args.quiet else None,
             )
@@ -370,6 +375,18 @@ def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
             f"spladebridge: stopped: {report.stopped}; run the same command again to resume", file=sys.stderr
         )
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _set_write_retries(connector: Connector, max_retries: int) -> None:
+    """`--max-retries` sets the write retry policy of the connector the CLI built (every connector that
+    retries has a `retry` policy; Qdrant Edge writes in-process and has none): ingest never re-sends."""
+    from dataclasses import replace
+
+    from spladebridge.connectors.retry import RetryPolicy
+
+    policy = getattr(connector, "retry", None)
+    if isinstance(policy, RetryPolicy):
+        connector.retry = replace(policy, max_retries=max_retries)  # type: ignore[attr-defined]
 
 
 def _filter_value(text: str) -> str | int | float | bool:

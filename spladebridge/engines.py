@@ -30,6 +30,7 @@ from spladebridge.connectors.http_settings import (
     HttpSettings,
     HttpSettingsError,
 )
+from spladebridge.connectors.names import check_index_name
 
 __all__ = [
     "DEFAULT_URL",
@@ -343,7 +344,10 @@ def connect(
     name = index or (spec.name if spec is not None else "spladebridge")
     if spec is not None and spec.name != name:
         raise EngineConfigError(f"index {name!r} differs from the spec's name {spec.name!r}")
-    _check_index_name(name)
+    try:  # the engine's own rule, before anything is opened: Lucene engines want lowercase names
+        check_index_name(name, lucene=target.kind not in ("qdrant", "qdrant-edge"))
+    except ValueError as exc:
+        raise EngineConfigError(str(exc)) from None
     if target.kind == "qdrant-edge":
         assert target.path is not None
         cls = _connector_class("qdrant-edge")
@@ -388,13 +392,6 @@ def connect(
     # both connectors take the same arguments: `index` opens an existing index from the spec stored in its
     # mapping, `spec` is created (or checked) on first use
     return cast(Connector, cls(settings=settings, index=name, spec=spec))
-
-
-def _check_index_name(name: str) -> None:
-    if not name or name != name.strip() or any(c in name for c in '/\\*?"<>| ,#:') or name in (".", ".."):
-        raise EngineConfigError(
-            f"index name {name!r} is not usable: use letters, digits, '-', '_' and '.' (no spaces or slashes)"
-        )
 
 
 def client_libraries() -> dict[EngineKind, str | None]:

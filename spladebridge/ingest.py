@@ -4,8 +4,11 @@ The calling thread reads and encodes in batches; a writer thread takes encoded b
 and writes them, so engine writes overlap encoding and memory holds at most `queue_size + 2` batches
 whatever the corpus size (plus the set of ids seen, a few dozen bytes per document, to count duplicates). The writer alone owns the checkpoint and the dead-letter file: after each batch it
 records the failures, makes them durable, then marks the batch's positions settled and saves the checkpoint,
-so a crash never marks an unwritten document as done. Engine failures are retried with backoff; when
-retries run out the run stops in a resumable state and the report says why.
+so a crash never marks an unwritten document as done. Ingest never re-sends a document: the connector
+retries transient failures under its own `RetryPolicy` (spladebridge.connectors.retry), so one document is
+sent at most `max_retries + 1` times. Items the engine rejects for good go to the dead-letter file; items
+still failing after the connector's retries (or a whole write that fails) stop the run in a resumable state
+and the report says why.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from numpy.typing import NDArray
 
 from spladebridge._callable_module import make_module_callable
 from spladebridge.checkpoint import Checkpoint, SettledPositions
-from spladebridge.connectors.base import Connector, DocId, Document, IndexSpec
+from spladebridge.connectors.base import Connector, DocId, Document, IndexSpec, WriteReport
 from spladebridge.dead_letter import DeadLetterFile
 from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.readers import (
@@ -48,8 +51,11 @@ __all__ = [
     "IngestReport",
     "SparseEncoderLike",
     "Stage",
+    "WrittenBatch",
     "encode_batch",
     "ingest",
+    "refuse_retry_settings",
+    "write_batch",
 ]
 
 log = logging.getLogger("spladebridge.ingest")
@@ -160,7 +166,72 @@ class IngestInterrupted(KeyboardInterrupt):
 
 
 class _EngineStop(Exception):
-    """The engine kept failing after every retry: stop, resumably."""
+    """The engine kept failing after the connector's retries: stop, resumably."""
+
+
+@dataclass(slots=True)
+class WrittenBatch:
+    """One batch after its single write: positions that landed, documents rejected for good (dead letters),
+    and positions still unwritten (failing transiently after the connector's retries, or the call failed)."""
+
+    written: list[int] = field(default_factory=list)
+    rejected: list[tuple[Failure, Any]] = field(default_factory=list)
+    unwritten: list[int] = field(default_factory=list)
+    reason: str = ""
+    attempts: int = 0
+
+    @property
+    def settled(self) -> list[int]:
+        """Positions a checkpoint may mark done: landed or dead-lettered."""
+        return self.written + [failure.position for failure, _ in self.rejected]
+
+    def stop_reason(self, who: str) -> str:
+        """Why the run cannot go on, e.g. `the engine still fails after 5 attempts (429: busy)`."""
+        after = f" after {self.attempts} attempt{'s' if self.attempts != 1 else ''}" if self.attempts else ""
+        return f"{who} still fails{after} ({self.reason})"
+
+
+def write_batch(
+    write: Callable[[list[Document]], WriteReport], docs: list[tuple[int, Document]]
+) -> WrittenBatch:
+    """Write `(position, document)` pairs with one call of `write` (the connector retries, never this) and
+    sort the outcomes: landed, rejected for good, or still unwritten. Shared by ingest and migrate."""
+    result = WrittenBatch()
+    try:
+        outcomes = write([doc for _, doc in docs]).outcomes
+    except Exception as exc:
+        result.unwritten = [position for position, _ in docs]
+        result.reason = f"{type(exc).__name__}: {exc}"
+        return result
+    if len(outcomes) != len(docs):
+        result.unwritten = [position for position, _ in docs]
+        result.reason = f"the connector returned {len(outcomes)} outcomes for {len(docs)} documents"
+        return result
+    for (position, doc), outcome in zip(docs, outcomes, strict=True):
+        if outcome.ok:
+            result.written.append(position)
+        elif outcome.retryable:
+            result.unwritten.append(position)
+            result.reason = outcome.error or f"engine answered {outcome.status}"
+            result.attempts = max(result.attempts, outcome.attempts)
+        else:
+            error = outcome.error or f"engine answered {outcome.status}"
+            failure = Failure(position, _where(position, doc), doc.id, "write", error)
+            result.rejected.append((failure, _doc_raw(doc)))
+    return result
+
+
+def refuse_retry_settings(caller: str, **settings: object) -> None:
+    """TypeError for the retry settings `ingest()` and `migrate()` no longer take: the connector retries."""
+    given = sorted(name for name, value in settings.items() if value is not None)
+    if given:
+        raise TypeError(
+            f"{caller} no longer retries writes, so it takes no {', '.join(given)}: the connector re-sends "
+            "transient failures under its own RetryPolicy (a document is sent at most max_retries + 1 "
+            "times). Configure it there, e.g. BulkConfig(retry=RetryPolicy(max_retries=8)) for "
+            "Elasticsearch / OpenSearch or QdrantConnector(client, retry=RetryPolicy(max_retries=8)); "
+            "RetryPolicy is in spladebridge.connectors.retry"
+        )
 
 
 @dataclass(slots=True)
@@ -186,9 +257,6 @@ class _Run:
         checkpoint: Checkpoint | None,
         dead_letter: DeadLetterFile | None,
         *,
-        max_retries: int,
-        retry_backoff_s: float,
-        max_backoff_s: float,
         queue_size: int,
         on_settled: Callable[[int], None],
     ) -> None:
@@ -197,9 +265,6 @@ class _Run:
         self.checkpoint = checkpoint
         self.settled = checkpoint.settled if checkpoint is not None else SettledPositions()
         self.dead_letter = dead_letter
-        self.max_retries = max_retries
-        self.retry_backoff_s = retry_backoff_s
-        self.max_backoff_s = max_backoff_s
         self.queue: queue.Queue[_Batch | None] = queue.Queue(maxsize=queue_size)
         self.stop = threading.Event()
         self.discard = threading.Event()
@@ -270,61 +335,23 @@ class _Run:
             self.commit(settled)
 
     def _write(self, docs: list[tuple[int, Document]]) -> list[int]:
-        """Upsert with retries; returns the positions settled (landed or dead-lettered)."""
-        landed: list[int] = []
-        pending = docs
-        attempt = 0
+        """Write once (the connector retries); returns the positions settled (landed or dead-lettered).
+        Documents still unwritten stop the run, after what did land is committed."""
         started = time.perf_counter()
         try:
-            while pending:
-                attempt += 1
-                last_error: str
-                retry: list[tuple[int, Document]] = []
-                try:
-                    outcomes = self.connector.upsert([doc for _, doc in pending]).outcomes
-                    if len(outcomes) != len(pending):
-                        raise RuntimeError(
-                            f"connector returned {len(outcomes)} outcomes for {len(pending)} documents"
-                        )
-                except Exception as exc:
-                    last_error = f"{type(exc).__name__}: {exc}"
-                    retry = pending
-                    log.warning(
-                        "write attempt %d of %d documents failed: %s", attempt, len(pending), last_error
-                    )
-                else:
-                    last_error = ""
-                    for (position, doc), outcome in zip(pending, outcomes, strict=True):
-                        if outcome.ok:
-                            landed.append(position)
-                            self.report.written += 1
-                        elif outcome.retryable:
-                            retry.append((position, doc))
-                            last_error = outcome.error or outcome.status
-                        else:
-                            error = outcome.error or f"engine answered {outcome.status}"
-                            self.record_failure(
-                                Failure(position, _where(position, doc), doc.id, "write", error),
-                                _doc_raw(doc),
-                            )
-                            landed.append(position)
-                pending = retry
-                if not pending:
-                    break
-                if attempt > self.max_retries:
-                    raise _EngineStop(
-                        f"the engine still fails after {attempt} attempts ({last_error}); "
-                        f"{len(pending)} documents of this batch were not written"
-                    )
-                delay = min(self.retry_backoff_s * 2 ** (attempt - 1), self.max_backoff_s)
-                if self.discard.wait(delay):
-                    raise _EngineStop("interrupted while waiting to retry a failed write")
-        except _EngineStop:
-            self.commit(landed)
-            raise
+            result = write_batch(self.connector.upsert, docs)
         finally:
             self.report.write_s += time.perf_counter() - started
-        return landed
+        self.report.written += len(result.written)
+        for failure, raw in result.rejected:
+            self.record_failure(failure, raw)
+        if result.unwritten:
+            self.commit(result.settled)
+            raise _EngineStop(
+                f"{result.stop_reason('the engine')}; {len(result.unwritten)} documents of this batch "
+                "were not written"
+            )
+        return result.settled
 
     def record_failure(self, failure: Failure, raw: Any) -> None:
         report = self.report
@@ -402,9 +429,6 @@ def encode_batch(
     return ok, failed
 
 
-_encode = encode_batch  # the name spladebridge.migrate imported first
-
-
 def _encode_into(
     docs: list[Document],
     text_fields: Sequence[str],
@@ -479,11 +503,11 @@ def ingest(
     checkpoint: str | os.PathLike[str] | None = None,
     restart: bool = False,
     dead_letter: str | os.PathLike[str] | None = None,
-    max_retries: int = 3,
-    retry_backoff_s: float = 0.5,
-    max_backoff_s: float = 30.0,
     max_text_chars: int = 1_000_000,
     progress: bool | None = None,
+    max_retries: None = None,
+    retry_backoff_s: None = None,
+    max_backoff_s: None = None,
 ) -> IngestReport:
     """Read, encode (sparse, and dense when `dense_encoder` is given) and write every document of `source`.
 
@@ -494,13 +518,18 @@ def ingest(
     last one stopped without re-encoding what landed; `restart=True` ignores an existing checkpoint. Items
     that fail go to `dead_letter` (JSONL) and `IngestReport.failures`. Ctrl-C raises `IngestInterrupted` (a
     KeyboardInterrupt) carrying the report, after saving the checkpoint.
+
+    Each batch is written once: the connector retries transient failures under its `RetryPolicy`, and
+    documents still failing after that stop the run, resumably. `max_retries`, `retry_backoff_s` and
+    `max_backoff_s` were removed (a TypeError says where the policy lives now).
     """
+    refuse_retry_settings(
+        "ingest()", max_retries=max_retries, retry_backoff_s=retry_backoff_s, max_backoff_s=max_backoff_s
+    )
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     if queue_size <= 0:
         raise ValueError(f"queue_size must be positive, got {queue_size}")
-    if max_retries < 0:
-        raise ValueError(f"max_retries must be >= 0, got {max_retries}")
     fields = tuple(text_fields)
     if isinstance(source, str | os.PathLike):
         check_source(source, format)
@@ -534,9 +563,6 @@ def ingest(
         report,
         ckpt,
         dlq,
-        max_retries=max_retries,
-        retry_backoff_s=retry_backoff_s,
-        max_backoff_s=max_backoff_s,
         queue_size=queue_size,
         on_settled=bar.update,
     )

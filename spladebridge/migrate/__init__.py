@@ -11,7 +11,6 @@ from .._callable_module import make_module_callable
 from .core import MigrationError, MigrationReport, migrate
 from .lucene_bodies import AddedFields
 from .lucene_cluster import (
-    ClusterApi,
     InPlaceTarget,
     LuceneIndexSource,
     MigrationSetupError,
@@ -32,7 +31,6 @@ from .verify import QueryComparison, SampleCheck, VerificationReport
 
 __all__ = [
     "AddedFields",
-    "ClusterApi",
     "ConnectorSource",
     "ConnectorTarget",
     "InPlaceTarget",

@@ -25,12 +25,13 @@ from typing import Any, Literal, NoReturn, TextIO
 from spladebridge.cli import _add_common_options
 from spladebridge.config import SETTINGS, Settings, resolve
 from spladebridge.connectors.base import Connector, IndexSpec
+from spladebridge.connectors.lucene_client import LuceneClient
+from spladebridge.connectors.lucene_connector import LuceneConnector, lucene_connector
 from spladebridge.engines import connect, detect_http_engine, http_settings, parse_engine_url
 
 from .core import MigrationError, MigrationReport, migrate
 from .lucene_bodies import AddedFields
 from .lucene_cluster import (
-    ClusterApi,
     InPlaceTarget,
     LuceneIndexSource,
     ReindexTarget,
@@ -155,7 +156,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return resolve(flags, config_file=getattr(args, "config", None))
 
 
-def _http_client(settings: Settings, url: str | None) -> ClusterApi:
+def _http_client(settings: Settings, url: str | None) -> LuceneClient:
     target = parse_engine_url(url or settings["url"], settings.get("engine"))
     if target.kind not in (None, "elasticsearch", "opensearch"):
         raise MigrateUsageError(
@@ -177,16 +178,19 @@ def _http_client(settings: Settings, url: str | None) -> ClusterApi:
     else:
         flavour = target.kind
     hs = http_settings(target, flavour, **creds)
+    reader: LuceneConnector
     if flavour == "elasticsearch":
         from spladebridge.connectors.elasticsearch import ElasticsearchConnector
 
         # the connector's client speaks to the server's major (an 8.x cluster through elasticsearch-py 9)
         reader = ElasticsearchConnector(settings=hs)
         reader.node  # noqa: B018  (reads the version once; pins the compatible-with media type)
-        return ClusterApi(reader.client, "elasticsearch")
-    from opensearchpy import OpenSearch
+    else:
+        from spladebridge.connectors.opensearch import OpenSearchConnector
 
-    return ClusterApi(OpenSearch(**hs.to_client_kwargs("opensearch")), "opensearch")
+        reader = OpenSearchConnector(settings=hs)
+        reader.server_info()  # refuses a server that is not OpenSearch
+    return reader.cluster
 
 
 def _connect(settings: Settings, url: str, index: str, spec: IndexSpec | None = None) -> Connector:
@@ -214,10 +218,10 @@ class _Setup:
     mappings: dict[str, Any] = field(default_factory=dict)
 
 
-def _added(api: ClusterApi, args: argparse.Namespace, dense_dim: int | None) -> AddedFields:
+def _added(api: LuceneClient, args: argparse.Namespace, dense_dim: int | None) -> AddedFields:
     sparse_type = args.sparse_type
-    if sparse_type == "auto":
-        sparse_type = api.es_version.default_sparse_type() if api.es_version is not None else "rank_features"
+    if sparse_type == "auto":  # what a new index of the connector gets (OpenSearch: rank_features)
+        sparse_type = lucene_connector(api).new_sparse_type()
     return AddedFields(
         sparse_field=args.sparse_field,
         sparse_type=sparse_type,
@@ -248,7 +252,7 @@ def _setup(
             return _Setup(
                 source,
                 target,
-                api.flavor,
+                api.dialect,
                 [
                     f"create index {new!r} from {old!r}'s mappings and settings, plus "
                     f"{', '.join(added.names())}",
@@ -272,7 +276,7 @@ def _setup(
             return _Setup(
                 source,
                 in_place,
-                api.flavor,
+                api.dialect,
                 [
                     f"PUT /{args.source}/_mapping adding {', '.join(added.names())}",
                     f"scan {args.source!r} with a point in time, bulk-update each document with its vectors",
@@ -289,9 +293,9 @@ def _setup(
     return _to_connector(args, settings, source_c, text_fields, dense_dim)
 
 
-def _resolve_dry(api: ClusterApi, name: str, alias: str | None) -> tuple[str, str, dict[str, Any]]:
+def _resolve_dry(api: LuceneClient, name: str, alias: str | None) -> tuple[str, str, dict[str, Any]]:
     """`resolve_reindex` without its one write (creating a missing alias)."""
-    found = api.get_alias(name)
+    found = api.aliases(name)
     if found is not None and len(found) == 1:
         ((old, options),) = found.items()
         return old, name, options

@@ -4,7 +4,9 @@ Per batch: read from the source's cursor, encode the text fields (sparse, and de
 document fails alone), write, record failures in the dead-letter file, then save the checkpoint with the
 cursor after that batch. Writes are upserts / updates by id, so a batch written again after a kill (written,
 but killed before the checkpoint was saved) leaves no duplicate. After the copy: verify, then `finalize`
-(e.g. the alias swap), then mark the checkpoint finished, which makes any re-run a no-op.
+(e.g. the alias swap), then mark the checkpoint finished, which makes any re-run a no-op. Each batch is
+written once: the target's connector retries transient failures under its `RetryPolicy`; documents still
+failing after that raise `MigrationError` with the checkpoint at the last written batch.
 """
 
 from __future__ import annotations
@@ -18,10 +20,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from spladebridge.connectors.base import Document
 from spladebridge.dead_letter import DeadLetterFile
-from spladebridge.ingest import DenseEncoderLike, Failure, SparseEncoderLike
-from spladebridge.ingest import _encode as encode_batch
+from spladebridge.ingest import (
+    DenseEncoderLike,
+    Failure,
+    SparseEncoderLike,
+    encode_batch,
+    refuse_retry_settings,
+    write_batch,
+)
 
 from .sources import MigrationSource, MigrationTarget, SourceBatch
 from .state import MigrationState
@@ -128,10 +135,10 @@ def migrate(
     k: int = 10,
     finalize: bool = True,
     require_verified: bool = True,
-    max_retries: int = 3,
-    retry_backoff_s: float = 0.5,
     identity: dict[str, Any] | None = None,
     mode: str = "copy",
+    max_retries: None = None,
+    retry_backoff_s: None = None,
 ) -> MigrationReport:
     """Copy every document of `source` into `target` with freshly encoded vectors, then verify and finalize.
 
@@ -140,8 +147,10 @@ def migrate(
     makes the call a no-op. `sample_queries` are run BM25-only and hybrid (with `query_encoder`, by default
     `sparse_encoder` when it can encode queries) for the side-by-side comparison; without them the first
     words of `auto_queries` sampled documents serve as queries. With `require_verified`,
-    `finalize` (an alias swap, for example) only happens when verification passed.
+    `finalize` (an alias swap, for example) only happens when verification passed. Writes are not retried
+    here: the target retries under its `RetryPolicy` (`max_retries` and `retry_backoff_s` were removed).
     """
+    refuse_retry_settings("migrate()", max_retries=max_retries, retry_backoff_s=retry_backoff_s)
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     fields = tuple(text_fields) if text_fields is not None else tuple(source.text_fields)
@@ -198,8 +207,6 @@ def migrate(
                 sampler,
                 dlq,
                 report,
-                max_retries,
-                retry_backoff_s,
             )
             target.flush()
             state.phase = "copied"
@@ -260,8 +267,6 @@ def _copy(
     sampler: Sampler,
     dlq: DeadLetterFile | None,
     report: MigrationReport,
-    max_retries: int,
-    retry_backoff_s: float,
 ) -> None:
     show = sys.stderr.isatty()
     bar: Any = None
@@ -283,8 +288,6 @@ def _copy(
                 sampler,
                 dlq,
                 report,
-                max_retries,
-                retry_backoff_s,
             )
             if bar is not None:
                 bar.update(len(batch.documents) + len(batch.failures))
@@ -303,8 +306,6 @@ def _one_batch(
     sampler: Sampler,
     dlq: DeadLetterFile | None,
     report: MigrationReport,
-    max_retries: int,
-    retry_backoff_s: float,
 ) -> None:
     failures: list[tuple[Failure, Any]] = [(_failure_from_read(f), f.raw) for f in batch.failures]
     positioned = [(batch.first_position + i, doc) for i, doc in enumerate(batch.documents)]
@@ -318,9 +319,15 @@ def _one_batch(
     report.encoded += len(encoded)
     failures.extend(encode_failures)
     t1 = time.perf_counter()
-    written, write_failures = _write(target, encoded, max_retries, retry_backoff_s)
+    result = write_batch(target.write, encoded)
     report.write_s += time.perf_counter() - t1
-    failures.extend(write_failures)
+    if result.unwritten:
+        raise MigrationError(
+            f"{result.stop_reason('the target')}; the checkpoint stays at the last written batch, "
+            "run again with resume"
+        )
+    written = len(result.written)
+    failures.extend(result.rejected)
     for failure, raw in failures:
         if len(report.failures) < MAX_LISTED_FAILURES:
             report.failures.append(failure)
@@ -345,52 +352,3 @@ def _one_batch(
     state.cursor = batch.cursor
     state.sample = sampler.state()
     state.save()
-
-
-def _write(
-    target: MigrationTarget, docs: list[tuple[int, Document]], max_retries: int, retry_backoff_s: float
-) -> tuple[int, list[tuple[Failure, Any]]]:
-    """Write, retrying retryable items; MigrationError (checkpoint not advanced) when they keep failing."""
-    written = 0
-    failures: list[tuple[Failure, Any]] = []
-    pending = docs
-    attempt = 0
-    while pending:
-        attempt += 1
-        retry: list[tuple[int, Document]] = []
-        last = ""
-        try:
-            outcomes = target.write([d for _, d in pending]).outcomes
-            if len(outcomes) != len(pending):
-                raise MigrationError(f"target returned {len(outcomes)} outcomes for {len(pending)} documents")
-        except MigrationError:
-            raise
-        except Exception as exc:
-            last = f"{type(exc).__name__}: {exc}"
-            log.warning("write attempt %d of %d documents failed: %s", attempt, len(pending), last)
-            retry = pending
-        else:
-            for (position, doc), outcome in zip(pending, outcomes, strict=True):
-                if outcome.ok:
-                    written += 1
-                elif outcome.retryable:
-                    retry.append((position, doc))
-                    last = outcome.error or outcome.status
-                else:
-                    where = f"position {position} (id {doc.id!r})"
-                    error = outcome.error or f"engine answered {outcome.status}"
-                    failures.append(
-                        (
-                            Failure(position, where, doc.id, "write", error),
-                            {"id": doc.id, **doc.fields, **doc.metadata},
-                        )
-                    )
-        pending = retry
-        if pending and attempt > max_retries:
-            raise MigrationError(
-                f"the target still fails after {attempt} attempts ({last}); the checkpoint stays at the last "
-                "written batch, run again with resume"
-            )
-        if pending:
-            time.sleep(min(retry_backoff_s * 2 ** (attempt - 1), 30.0))
-    return written, failures

@@ -1,56 +1,33 @@
-"""Elasticsearch / OpenSearch request bodies for a migration, as pure functions (contract-tested against the
-official API specs): the copied index body, the added field mappings, PIT pages, bulk `index` / `update`
-actions, the one-call alias swap, and the verification queries.
-
-Sparse vectors are stored as `{feature name: weight}` objects (`rank_features`, or Elasticsearch's
-`sparse_vector`), names from `FeatureNamer` (token ids as decimal strings by default) and weights cleaned for
-Lucene (`clean_document_vector`); an empty vector is left out rather than stored as `{}`.
+"""The bodies only a migration sends to Elasticsearch / OpenSearch, as pure functions (contract-tested
+against the official API specs): the copied index body, the in-place mapping update, and the one-call alias
+swap. The vector fields' mappings, the stored spec, documents and searches come from the connectors
+(`spladebridge.connectors.lucene_connector`), so a migrated index is written, stored and read exactly as an
+index the connectors created.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeAlias
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import Any, Literal
 
 from spladebridge.connectors.base import IndexSpec
-from spladebridge.connectors.es_bodies import (
-    EsVersion,
-    dense_mapping,
-    knn_section,
-    sparse_mapping,
-    sparse_vector_query,
-)
-from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_to_meta
-from spladebridge.connectors.lucene import clean_document_vector, clean_query_vector
-from spladebridge.connectors.lucene_queries import FeatureNamer, bm25_query, rank_features_query
-from spladebridge.connectors.opensearch_bodies import KnnParams
-from spladebridge.encoder.sparse_vector import SparseVector
+from spladebridge.connectors.index_meta import SPEC_META_KEY
+from spladebridge.connectors.lucene_connector import BM25_FIELD_TYPES
 
 __all__ = [
     "MIGRATION_META_KEY",
+    "SHAPE_SETTINGS",
     "UNCOPYABLE_SETTINGS",
     "AddedFields",
-    "Flavor",
-    "added_properties",
     "alias_swap_body",
-    "bm25_search_body",
+    "bm25_fields",
     "copyable_settings",
-    "dense_search_body",
-    "ids_search_body",
     "in_place_mapping_body",
-    "pit_page_body",
     "reindex_index_body",
-    "sparse_search_body",
-    "update_body",
-    "vector_fields",
 ]
 
-Flavor: TypeAlias = Literal["elasticsearch", "opensearch"]
-#: Key under the mapping's `_meta` recording what the migration added (source index, fields, feature names).
+#: Key under the mapping's `_meta` recording what the migration did (source index, fields, feature names).
 MIGRATION_META_KEY = "spladebridge_migration"
 #: Index settings a new index cannot take from the old one (set by the engine, or bound to that index).
 UNCOPYABLE_SETTINGS = frozenset(
@@ -74,6 +51,9 @@ UNCOPYABLE_SETTINGS = frozenset(
         "remote_store",
     }
 )
+#: Settings that give an index its shape: a copy keeps the old index's values (the vector settings of a
+#: connector may carry the defaults a new index of its own gets, which must not reshape a copied one).
+SHAPE_SETTINGS = ("number_of_shards", "number_of_replicas")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,78 +79,72 @@ class AddedFields:
     def names(self) -> tuple[str, ...]:
         return (self.sparse_field,) + ((self.dense_field,) if self.dense_field else ())
 
+    def spec(self, index: str, text_fields: tuple[str, ...], *, lexical: bool = True) -> IndexSpec:
+        """The IndexSpec of the migrated index: its text fields plus these vector fields (`lexical=False`
+        where the text fields are not all BM25 fields, see `bm25_fields`)."""
+        return IndexSpec(
+            name=index,
+            sparse_field=self.sparse_field,
+            dense_field=self.dense_field,
+            dense_dim=self.dense_dim,
+            text_fields=text_fields,
+            lexical=lexical,
+            options={"dense_similarity": self.dense_similarity} if self.dense_field else {},
+        )
+
+
+def bm25_fields(mappings: Mapping[str, Any], text_fields: Sequence[str]) -> bool:
+    """Whether every text field is mapped as a BM25 field (`text`, `match_only_text`) in `mappings`.
+
+    A migration encodes whatever fields it is told to, keyword fields included; the connectors run BM25
+    searches only over BM25 fields (and refuse to open an index whose spec promises them otherwise), so the
+    stored spec says `lexical=False` when one of them is not."""
+    props = mappings.get("properties") or {}
+    return all((props.get(name) or {}).get("type") in BM25_FIELD_TYPES for name in text_fields)
+
 
 def copyable_settings(index_settings: Mapping[str, Any]) -> dict[str, Any]:
     """The `settings.index` of `GET /<index>/_settings` without what a new index cannot take."""
     return {k: v for k, v in index_settings.items() if k not in UNCOPYABLE_SETTINGS}
 
 
-def added_properties(flavor: Flavor, fields: AddedFields, version: EsVersion | None = None) -> dict[str, Any]:
-    """Mappings of the new fields. Elasticsearch: `sparse_vector` (pruning off where it exists) or
-    `rank_features`, `dense_vector`; OpenSearch: `rank_features`, `knn_vector` (the OpenSearch connector's
-    default method: HNSW on Lucene, inner product on normalised vectors)."""
-    props: dict[str, Any] = {}
-    if flavor == "elasticsearch":
-        if fields.sparse_type == "sparse_vector":
-            props[fields.sparse_field] = sparse_mapping("sparse_vector", version or EsVersion(9, 1))
-        else:
-            props[fields.sparse_field] = {"type": "rank_features"}
-        if fields.dense_field is not None and fields.dense_dim is not None:
-            props[fields.dense_field] = dense_mapping(fields.dense_dim, fields.dense_similarity)
-        return props
-    if fields.sparse_type != "rank_features":
-        raise ValueError(
-            "OpenSearch migrations write rank_features (the sparse_vector SEISMIC field needs a scale)"
-        )
-    props[fields.sparse_field] = {"type": "rank_features"}
-    if fields.dense_field is not None:
-        props[fields.dense_field] = {
-            "type": "knn_vector",
-            "dimension": fields.dense_dim,
-            "method": KnnParams().to_method(),
-        }
-    return props
-
-
-def _check_new_fields(properties: Mapping[str, Any], fields: AddedFields, wanted: Mapping[str, Any]) -> None:
-    for name in fields.names():
+def _check_new_fields(properties: Mapping[str, Any], wanted: Mapping[str, Any]) -> None:
+    for name, mapping in wanted.items():
         existing = properties.get(name)
-        if existing is not None and existing.get("type") != wanted[name]["type"]:
+        if existing is not None and existing.get("type") != mapping["type"]:
             raise ValueError(
                 f"field {name!r} already exists as {existing.get('type')!r}; choose another field name "
-                f"(the migration adds it as {wanted[name]['type']!r})"
+                f"(the migration adds it as {mapping['type']!r})"
             )
 
 
-def migrated_meta(fields: AddedFields, meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The `_meta` a migrated index carries: what the migration did, and the IndexSpec the connectors (and so
-    `spladebridge.connect` and the CLI) read, so the migrated index opens by name like one they created."""
-    text_fields = tuple(str(f) for f in meta.get("text_fields") or ())
-    spec = IndexSpec(
-        name="migrated",  # not stored: an index's spec takes the index's name when read back
-        sparse_field=fields.sparse_field,
-        dense_field=fields.dense_field,
-        dense_dim=fields.dense_dim,
-        text_fields=text_fields,
-        lexical=bool(text_fields),
-    )
-    feature_names = str(meta.get("feature_names", "ids"))
-    return {
-        MIGRATION_META_KEY: dict(meta),
-        SPEC_META_KEY: spec_to_meta(spec, fields.sparse_type, feature_names),
-    }
+def _merged(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    """`base` with `extra` merged in, nested objects merged key by key."""
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def migrated_meta(stored_spec: Mapping[str, Any], migration: Mapping[str, Any]) -> dict[str, Any]:
+    """The `_meta` entries of a migrated index: what the migration did, and the stored spec the connectors
+    (and so `spladebridge.connect` and the CLI) read, so the index opens by name like one they created."""
+    return {MIGRATION_META_KEY: dict(migration), SPEC_META_KEY: dict(stored_spec)}
 
 
 def reindex_index_body(
-    flavor: Flavor,
     source_mappings: Mapping[str, Any],
     source_settings: Mapping[str, Any],
-    fields: AddedFields,
+    vector_mappings: Mapping[str, Any],
+    vector_settings: Mapping[str, Any],
     meta: Mapping[str, Any],
-    version: EsVersion | None = None,
 ) -> dict[str, Any]:
-    """`PUT /<new index>`: the old index's mappings and settings plus the new fields (and, for OpenSearch
-    with a dense field, `index.knn`; for Elasticsearch 9.2+, vectors kept in `_source`)."""
+    """`PUT /<new index>`: the old index's mappings and settings plus the vector fields' mappings and the
+    settings they need (both from the connector), and `meta` merged into `_meta`. The copy keeps the old
+    index's shard and replica counts (`SHAPE_SETTINGS`) even where the vector settings name others."""
     source_block = source_mappings.get("_source")
     if isinstance(source_block, Mapping) and (
         source_block.get("enabled") is False or source_block.get("excludes") or source_block.get("includes")
@@ -179,91 +153,27 @@ def reindex_index_body(
             "the source index does not keep its whole _source (_source disabled or filtered), so documents "
             "cannot be copied; migrate in place instead"
         )
-    wanted = added_properties(flavor, fields, version)
     properties = dict(source_mappings.get("properties") or {})
-    _check_new_fields(properties, fields, wanted)
-    properties.update(wanted)
+    _check_new_fields(properties, vector_mappings)
+    properties.update(vector_mappings)
     mappings = {k: v for k, v in source_mappings.items() if k != "properties"}
     mappings["properties"] = properties
-    mappings["_meta"] = {**dict(source_mappings.get("_meta") or {}), **migrated_meta(fields, meta)}
-    settings = copyable_settings(source_settings)
-    if flavor == "opensearch" and fields.dense_field is not None:
-        settings["knn"] = True
-    if (
-        flavor == "elasticsearch"
-        and version is not None
-        and version.exclude_source_vectors
-        and not version.serverless
-    ):
-        settings.setdefault("mapping", {})
-        if isinstance(settings["mapping"], Mapping):
-            settings["mapping"] = {**settings["mapping"], "exclude_source_vectors": False}
+    mappings["_meta"] = {**dict(source_mappings.get("_meta") or {}), **dict(meta)}
+    copied = copyable_settings(source_settings)
+    needed = {k: v for k, v in vector_settings.items() if not (k in SHAPE_SETTINGS and k in copied)}
+    settings = _merged(copied, needed)
     return {"settings": {"index": settings}, "mappings": mappings}
 
 
 def in_place_mapping_body(
-    flavor: Flavor,
-    existing_mappings: Mapping[str, Any],
-    fields: AddedFields,
-    meta: Mapping[str, Any],
-    version: EsVersion | None = None,
+    existing_mappings: Mapping[str, Any], vector_mappings: Mapping[str, Any], meta: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """`PUT /<index>/_mapping`: the new fields, and `_meta` merged (a mapping update replaces `_meta`)."""
-    wanted = added_properties(flavor, fields, version)
-    _check_new_fields(existing_mappings.get("properties") or {}, fields, wanted)
+    """`PUT /<index>/_mapping`: the vector fields, and `_meta` merged (a mapping update replaces `_meta`)."""
+    _check_new_fields(existing_mappings.get("properties") or {}, vector_mappings)
     return {
-        "properties": wanted,
-        "_meta": {**dict(existing_mappings.get("_meta") or {}), **migrated_meta(fields, meta)},
+        "properties": dict(vector_mappings),
+        "_meta": {**dict(existing_mappings.get("_meta") or {}), **dict(meta)},
     }
-
-
-def pit_page_body(
-    pit_id: str,
-    size: int,
-    keep_alive: str,
-    sort: Sequence[str],
-    search_after: Sequence[Any] | None = None,
-    source_excludes: Sequence[str] = (),
-) -> dict[str, Any]:
-    """One page of a point-in-time scan (no index in the path: the PIT names it), sorted ascending on the
-    `sort` fields (names alone: the spec's sort objects cannot declare arbitrary field names)."""
-    body: dict[str, Any] = {
-        "size": size,
-        "query": {"match_all": {}},
-        "pit": {"id": pit_id, "keep_alive": keep_alive},
-        "sort": list(sort),
-        "track_total_hits": False,
-    }
-    if search_after is not None:
-        body["search_after"] = list(search_after)
-    if source_excludes:
-        body["_source"] = {"excludes": list(source_excludes)}
-    return body
-
-
-def vector_fields(
-    fields: AddedFields,
-    namer: FeatureNamer,
-    sparse: SparseVector | None,
-    dense: NDArray[np.float32] | None,
-) -> dict[str, Any]:
-    """The new fields of one document: `{sparse: {name: weight}}` (left out when empty), `{dense: [...]}`."""
-    out: dict[str, Any] = {}
-    if sparse is not None:
-        cleaned = clean_document_vector(sparse).vector
-        if cleaned.nnz:
-            out[fields.sparse_field] = namer.to_features(cleaned)
-    if dense is not None and fields.dense_field is not None:
-        vec = np.asarray(dense, dtype=np.float32)
-        if vec.shape != (fields.dense_dim,):
-            raise ValueError(f"dense vector has shape {vec.shape}, the field holds ({fields.dense_dim},)")
-        out[fields.dense_field] = vec.tolist()
-    return out
-
-
-def update_body(new_fields: Mapping[str, Any]) -> dict[str, Any]:
-    """The bulk `update` body of an in-place migration: a partial document with only the new fields."""
-    return {"doc": dict(new_fields)}
 
 
 def alias_swap_body(
@@ -287,53 +197,3 @@ def alias_swap_body(
     else:
         first = {"remove": {"index": old_index, "alias": alias}}
     return {"actions": [first, {"add": add}]}
-
-
-def bm25_search_body(
-    text: str, text_fields: Sequence[str], k: int, source_excludes: Sequence[str] = ()
-) -> dict[str, Any]:
-    """BM25 over the text fields, top `k`."""
-    return _search(bm25_query(text, text_fields), k, source_excludes)
-
-
-def sparse_search_body(
-    flavor: Flavor,
-    fields: AddedFields,
-    namer: FeatureNamer,
-    vector: SparseVector,
-    k: int,
-    source_excludes: Sequence[str] = (),
-) -> dict[str, Any]:
-    """Exact sparse dot product: `sparse_vector` query (Elasticsearch `sparse_vector` field) or `rank_feature`
-    linear clauses (`rank_features`, both engines); queries capped at 1024 clauses."""
-    query_vec = clean_query_vector(vector).vector
-    features = namer.to_features(query_vec)
-    if flavor == "elasticsearch" and fields.sparse_type == "sparse_vector":
-        return _search(sparse_vector_query(fields.sparse_field, features), k, source_excludes)
-    return _search(rank_features_query(fields.sparse_field, features), k, source_excludes)
-
-
-def dense_search_body(
-    flavor: Flavor, fields: AddedFields, vector: Sequence[float], k: int, source_excludes: Sequence[str] = ()
-) -> dict[str, Any]:
-    """kNN on the dense field: top-level `knn` (Elasticsearch) or the `knn` query (OpenSearch)."""
-    if fields.dense_field is None:
-        raise ValueError("no dense field to search")
-    if flavor == "elasticsearch":
-        body: dict[str, Any] = {"size": k, "knn": knn_section(fields.dense_field, vector, k, max(k, 100))}
-        if source_excludes:
-            body["_source"] = {"excludes": list(source_excludes)}
-        return body
-    return _search({"knn": {fields.dense_field: {"vector": list(vector), "k": k}}}, k, source_excludes)
-
-
-def ids_search_body(ids: Sequence[str]) -> dict[str, Any]:
-    """Fetch documents by id with a search (all of them: `size` = number of ids)."""
-    return {"size": len(ids), "query": {"ids": {"values": list(ids)}}}
-
-
-def _search(query: Mapping[str, Any], k: int, source_excludes: Sequence[str]) -> dict[str, Any]:
-    body: dict[str, Any] = {"size": k, "query": dict(query)}
-    if source_excludes:
-        body["_source"] = {"excludes": list(source_excludes)}
-    return body

@@ -1,66 +1,49 @@
 """The Elasticsearch / OpenSearch side of a migration: read the old index (PIT + `search_after`), create the
-new index with its mapping and settings plus the new fields, bulk-write, swap the alias in one `_aliases` call
-(`reindex`), or add the mappings in place and bulk-`update` each document (`in-place`).
+new index with its mapping and settings plus the vector fields, write, and swap the alias in one `_aliases`
+call (`reindex`); or add the vector mappings in place and update each document's vectors (`in-place`).
 
-`ClusterApi` hides the few call-shape differences of the two official clients (`elasticsearch`,
-`opensearch-py`); every body comes from `lucene_bodies` (pure, contract-tested). Resuming a scan: with a
-stable sort (`_id`, the OpenSearch default, or a unique field given as `sort_field`) a new PIT continues
-after the saved sort values; with Elasticsearch's default `_shard_doc` order (bound to one PIT) the saved PIT
-is reused while it lives (`keep_alive`, renewed by every page), and once it expired the scan starts over --
-writes are by id, so that re-writes documents but never duplicates them.
+Everything goes through the connectors' Lucene layer: `LuceneClient` for the calls (one error type, one bulk
+path with one retry policy), the dialect connector for the vector mappings, the stored spec, writes, reads
+and searches, and the one document layout for reading the source. So a migrated index is an ordinary index:
+`spladebridge.connect(url, index=alias)` and every CLI command open it with no spec given. Only the bodies
+that belong to a migration (the copied index, the mapping update, the alias swap) live in `lucene_bodies`.
+
+Resuming a scan: with a stable sort (`_id`, the OpenSearch default, or a unique field given as `sort_field`) a
+new PIT continues after the saved sort values; with Elasticsearch's default `_shard_doc` order (bound to one
+PIT) the saved PIT is reused while it lives (`keep_alive`, renewed by every page), and once it expired the
+scan starts over -- writes are by id, so that re-writes documents but never duplicates them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from spladebridge.connectors.base import (
-    Capabilities,
-    Connector,
-    DocId,
-    Document,
-    Hit,
-    IndexSpec,
-    ItemOutcome,
-    UnsupportedOperation,
-    WriteReport,
-)
-from spladebridge.connectors.bulk import BulkAction, BulkConfig, run_bulk
-from spladebridge.connectors.es_bodies import EsVersion
-from spladebridge.connectors.filters import FilterLike
-from spladebridge.connectors.lucene_queries import FeatureNameError, FeatureNamer
-from spladebridge.encoder.sparse_vector import SparseVector
+from spladebridge.connectors.base import ConnectorError, DocId, Document, Hit, WriteReport
+from spladebridge.connectors.bulk import BulkConfig
+from spladebridge.connectors.lucene_client import LuceneClient
+from spladebridge.connectors.lucene_connector import LuceneConnector, lucene_connector, pit_page_body
+from spladebridge.connectors.lucene_documents import Layout, document_from_source
+from spladebridge.connectors.lucene_queries import FeatureNamer, bm25_query
 
 from .lucene_bodies import (
     MIGRATION_META_KEY,
     AddedFields,
-    Flavor,
     alias_swap_body,
-    bm25_search_body,
-    dense_search_body,
-    ids_search_body,
+    bm25_fields,
     in_place_mapping_body,
-    pit_page_body,
+    migrated_meta,
     reindex_index_body,
-    sparse_search_body,
-    update_body,
-    vector_fields,
 )
 from .sources import SourceBatch
 
 __all__ = [
-    "ClusterApi",
     "InPlaceTarget",
     "LuceneIndexSource",
     "MigrationSetupError",
     "ReindexTarget",
-    "detect_flavor",
-    "hit_to_document",
+    "default_new_index",
     "resolve_reindex",
 ]
 
@@ -71,208 +54,9 @@ class MigrationSetupError(ValueError):
     """The cluster is not in a state the migration can start from (alias on several indices, field clash)."""
 
 
-def detect_flavor(info: Mapping[str, Any]) -> Flavor:
-    """`opensearch` when `GET /` says so (version.distribution), else `elasticsearch`."""
-    version = info.get("version") or {}
-    return "opensearch" if version.get("distribution") == "opensearch" else "elasticsearch"
-
-
-def _server_info(client: Any) -> dict[str, Any]:
-    """`GET /`, or the local node's version where a minimal distribution has no `GET /` handler (Elasticsearch
-    moved it to the rest-root module, which its integ-test distribution leaves out)."""
-    try:
-        return dict(client.info())
-    except Exception as exc:
-        status = getattr(exc, "status_code", None) or getattr(getattr(exc, "meta", None), "status", None)
-        if status not in (404, 405):
-            raise
-    nodes = client.nodes.info(node_id="_local", filter_path="nodes.*.version")
-    versions = [str(n.get("version")) for n in dict(nodes.get("nodes") or {}).values()]
-    if not versions:
-        raise MigrationSetupError("the cluster answers neither GET / nor GET /_nodes/_local with a version")
-    return {"version": {"number": versions[0]}}
-
-
-class ClusterApi:
-    """The calls a migration makes, on the `elasticsearch` or the `opensearch-py` client."""
-
-    def __init__(self, client: Any, flavor: Flavor | None = None) -> None:
-        self.client = client
-        self.info: dict[str, Any] = _server_info(client)
-        self.flavor: Flavor = flavor or detect_flavor(self.info)
-        self.es_version: EsVersion | None = None
-        if self.flavor == "elasticsearch":
-            self.es_version = EsVersion.from_info(self.info)
-
-    @property
-    def version_text(self) -> str:
-        return str((self.info.get("version") or {}).get("number", "?"))
-
-    def _os(self) -> bool:
-        return self.flavor == "opensearch"
-
-    # -- index admin ------------------------------------------------------------------------------------
-
-    def exists(self, index: str) -> bool:
-        return bool(self.client.indices.exists(index=index))
-
-    def get_mappings(self, index: str) -> dict[str, Any]:
-        response = self.client.indices.get_mapping(index=index)
-        entry: Mapping[str, Any] = response.get(index) or next(iter(response.values()), {})
-        return dict(entry.get("mappings") or {})
-
-    def get_index_settings(self, index: str) -> dict[str, Any]:
-        response = self.client.indices.get_settings(index=index)
-        entry: Mapping[str, Any] = response.get(index) or next(iter(response.values()), {})
-        return dict((entry.get("settings") or {}).get("index") or {})
-
-    def get_alias(self, name: str) -> dict[str, Any] | None:
-        """`{index: alias options}` for the alias `name`, or None when no alias has that name."""
-        if not self.client.indices.exists_alias(name=name):
-            return None
-        response = self.client.indices.get_alias(name=name)
-        return {
-            index: dict((entry.get("aliases") or {}).get(name) or {}) for index, entry in response.items()
-        }
-
-    def create_index(self, index: str, body: Mapping[str, Any]) -> None:
-        self.client.indices.create(index=index, body=dict(body))
-
-    def put_mapping(self, index: str, body: Mapping[str, Any]) -> None:
-        self.client.indices.put_mapping(index=index, body=dict(body))
-
-    def update_aliases(self, body: Mapping[str, Any]) -> None:
-        self.client.indices.update_aliases(body=dict(body))
-
-    def delete_index(self, index: str) -> None:
-        self.client.indices.delete(index=index)
-
-    def refresh(self, index: str) -> None:
-        self.client.indices.refresh(index=index)
-
-    # -- reads ------------------------------------------------------------------------------------------
-
-    def count(self, index: str) -> int:
-        return int(self.client.count(index=index)["count"])
-
-    def open_pit(self, index: str, keep_alive: str) -> str:
-        if self._os():
-            return str(self.client.create_pit(index=index, params={"keep_alive": keep_alive})["pit_id"])
-        return str(self.client.open_point_in_time(index=index, keep_alive=keep_alive)["id"])
-
-    def close_pit(self, pit_id: str) -> None:
-        try:
-            if self._os():
-                self.client.delete_pit(body={"pit_id": [pit_id]})
-            else:
-                self.client.close_point_in_time(body={"id": pit_id})
-        except Exception as exc:  # it expires by itself after keep_alive
-            log.warning("could not close the point in time: %s", exc)
-
-    def search(self, body: Mapping[str, Any], index: str | None = None) -> dict[str, Any]:
-        if index is None:
-            return dict(self.client.search(body=dict(body)))
-        return dict(self.client.search(index=index, body=dict(body)))
-
-    def mget(self, index: str, ids: Sequence[str]) -> list[dict[str, Any]]:
-        """Documents by id with their whole `_source`, vectors included, in the order asked.
-
-        Elasticsearch 9.2+ leaves vectors out of `_source` by default and `_mget` cannot ask for them, so
-        there an `ids` search with `_source_exclude_vectors=false` stands in for it.
-        """
-        if self.es_version is not None and self.es_version.exclude_source_vectors:
-            body = ids_search_body(ids)
-            response = self.client.search(index=index, body=body, source_exclude_vectors=False)
-            found = {str(h["_id"]): h for h in response.get("hits", {}).get("hits", [])}
-            return [
-                {"_id": i, "found": True, "_source": found[i].get("_source", {})}
-                if i in found
-                else {"_id": i, "found": False}
-                for i in ids
-            ]
-        response = self.client.mget(index=index, body={"ids": list(ids)})
-        return [dict(d) for d in response.get("docs", [])]
-
-    # -- writes -----------------------------------------------------------------------------------------
-
-    def bulk(self, actions: Iterable[BulkAction | ItemOutcome], config: BulkConfig) -> WriteReport:
-        if self._os():
-            from opensearchpy import ConnectionError as OsConnectionError
-            from opensearchpy import ConnectionTimeout as OsTimeout
-            from opensearchpy.helpers import streaming_bulk as os_streaming_bulk
-
-            return run_bulk(
-                os_streaming_bulk,
-                self.client,
-                actions,
-                config,
-                retryable_exceptions=(OsConnectionError, OsTimeout),
-            )
-        from elastic_transport import ConnectionError as EsConnectionError
-        from elastic_transport import ConnectionTimeout as EsTimeout
-        from elasticsearch.helpers import streaming_bulk as es_streaming_bulk
-
-        return run_bulk(
-            es_streaming_bulk,
-            self.client,
-            actions,
-            config,
-            retryable_exceptions=(EsConnectionError, EsTimeout),
-        )
-
-
-def _text_value(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return "\n".join(value)
-    return None
-
-
-def hit_to_document(
-    hit: Mapping[str, Any],
-    text_fields: Sequence[str],
-    added: AddedFields,
-    namer: FeatureNamer | None = None,
-) -> Document:
-    """A hit / mget entry as a `Document`: text fields (a list of strings joined by newlines) in `fields`,
-    the rest of `_source` in `metadata` (list-valued text fields keep their original value there too, so the
-    source can be rebuilt exactly), the added fields parsed back into vectors when `namer` is given."""
-    source = dict(hit.get("_source") or {})
-    new_names = set(added.names())
-    fields: dict[str, str] = {}
-    metadata: dict[str, Any] = {}
-    for key, value in source.items():
-        if key in new_names:
-            continue
-        text = _text_value(value) if key in text_fields else None
-        if text is not None:
-            fields[key] = text
-            if not isinstance(value, str):
-                metadata[key] = value
-        else:
-            metadata[key] = value
-    sparse: SparseVector | None = None
-    dense: NDArray[np.float32] | None = None
-    if namer is not None:
-        raw = source.get(added.sparse_field)
-        if isinstance(raw, Mapping):
-            try:
-                sparse = namer.from_features(raw)
-            except FeatureNameError as exc:
-                raise ValueError(f"document {hit.get('_id')!r}: {exc}") from None
-        if added.dense_field is not None and isinstance(source.get(added.dense_field), list):
-            dense = np.asarray(source[added.dense_field], dtype=np.float32)
-    return Document(id=str(hit["_id"]), fields=fields, metadata=metadata, sparse=sparse, dense=dense)
-
-
-def source_of(doc: Document) -> dict[str, Any]:
-    """The `_source` a document was read from (fields, then metadata, which wins for list-valued text)."""
-    return {**doc.fields, **doc.metadata}
-
-
 class LuceneIndexSource:
-    """An Elasticsearch / OpenSearch index read with a point in time and `search_after`.
+    """An Elasticsearch / OpenSearch index read with a point in time and `search_after`, its documents read
+    with the connectors' layout (text fields as text, the rest as metadata; the vector fields left out).
 
     `sort_field`: a unique, sortable field for a resumable order across PITs; default `_id` on OpenSearch,
     `_shard_doc` (PIT-bound) on Elasticsearch, where sorting on `_id` is disabled by default.
@@ -280,7 +64,7 @@ class LuceneIndexSource:
 
     def __init__(
         self,
-        api: ClusterApi,
+        api: LuceneClient,
         index: str,
         text_fields: Sequence[str],
         *,
@@ -294,28 +78,30 @@ class LuceneIndexSource:
         self.added = added or AddedFields()
         self.keep_alive = keep_alive
         if sort_field is None:
-            sort_field = "_id" if api.flavor == "opensearch" else "_shard_doc"
+            sort_field = "_id" if api.dialect == "opensearch" else "_shard_doc"
         self.sort_field = sort_field
         self.restarts = 0
         self._open_pit: str | None = None
+        self._layout = Layout(self.added.spec(index, self.text_fields), FeatureNamer(), stamp=False)
 
     @property
     def stable_sort(self) -> bool:
         return self.sort_field != "_shard_doc"
 
-    def sort(self) -> list[str]:
-        """The sort clause: the field name alone, which sorts ascending."""
-        return [self.sort_field]
-
     def describe(self) -> dict[str, Any]:
-        return {"kind": self.api.flavor, "index": self.index, "sort": self.sort_field}
+        return {"kind": self.api.dialect, "index": self.index, "sort": self.sort_field}
 
     def count(self) -> int:
         return self.api.count(self.index)
 
     def _page(self, pit_id: str, size: int, search_after: list[Any] | None) -> dict[str, Any]:
-        body = pit_page_body(pit_id, size, self.keep_alive, self.sort(), search_after, self.added.names())
-        return self.api.search(body)
+        body = pit_page_body(
+            pit_id, size, self.keep_alive, [self.sort_field], search_after, self.added.names()
+        )
+        return self.api.search(body, what="scan the source index")
+
+    def _document(self, hit: Mapping[str, Any]) -> Document:
+        return document_from_source(str(hit["_id"]), hit.get("_source"), self._layout, vectors=False)
 
     def read(self, cursor: Mapping[str, Any] | None, batch_size: int) -> Iterator[SourceBatch]:
         position = int(cursor.get("position", 0)) if cursor else 0
@@ -353,7 +139,7 @@ class LuceneIndexSource:
             self._open_pit = pit_id
             if not hits:
                 break
-            docs = [hit_to_document(h, self.text_fields, self.added) for h in hits]
+            docs = [self._document(h) for h in hits]
             search_after = list(hits[-1]["sort"])
             batch = SourceBatch(
                 docs,
@@ -381,8 +167,22 @@ class LuceneIndexSource:
             self.api.close_pit(pit)
 
     def search_text(self, text: str, k: int) -> list[Hit] | None:
-        body = bm25_search_body(text, self.text_fields, k, self.added.names())
-        return _hits(self.api.search(body, index=self.index))
+        """BM25 hits of the source index (the before side of the verification)."""
+        body = {
+            "size": k,
+            "query": bm25_query(text, self.text_fields),
+            "_source": {"excludes": list(self.added.names())},
+        }
+        hits = self.api.search(body, self.index, what="search the source index")["hits"]["hits"]
+        return [
+            Hit(
+                id=str(h["_id"]),
+                score=float(h.get("_score") or 0.0),
+                rank=rank,
+                fields=dict(h.get("_source") or {}),
+            )
+            for rank, h in enumerate(hits, start=1)
+        ]
 
     def close(self) -> None:
         """Leaves an unfinished scan's PIT to expire (a resumed run may still use it); see `release()`."""
@@ -391,30 +191,18 @@ class LuceneIndexSource:
 
 def _pit_gone(exc: Exception) -> bool:
     """True for the error of a search in an expired or closed point in time (HTTP 404, search context missing)."""
-    status = getattr(exc, "status_code", None) or getattr(exc, "status", None)
-    text = str(exc)
+    status = exc.status if isinstance(exc, ConnectorError) else getattr(exc, "status_code", None)
+    text = f"{exc} {getattr(exc, 'error_type', '')}"
     return status == 404 or "search_context_missing" in text or "No search context found" in text
 
 
-def _hits(response: Mapping[str, Any]) -> list[Hit]:
-    hits = response.get("hits", {}).get("hits", [])
-    return [
-        Hit(
-            id=str(h["_id"]),
-            score=float(h.get("_score") or 0.0),
-            rank=rank,
-            fields=dict(h.get("_source") or {}),
-        )
-        for rank, h in enumerate(hits, start=1)
-    ]
-
-
 class _LuceneTarget:
-    """What both Lucene targets share: writes through `run_bulk`, reads back, searches for verification."""
+    """What both Lucene targets share: a dialect connector on the migrated index, which writes, reads back
+    and searches it (for the verification) exactly as any connector would."""
 
     def __init__(
         self,
-        api: ClusterApi,
+        api: LuceneClient,
         index: str,
         text_fields: Sequence[str],
         added: AddedFields,
@@ -423,7 +211,7 @@ class _LuceneTarget:
         bulk: BulkConfig | None = None,
         meta: Mapping[str, Any] | None = None,
     ) -> None:
-        if api.flavor == "opensearch" and added.sparse_type != "rank_features":
+        if api.dialect == "opensearch" and added.sparse_type != "rank_features":
             raise ValueError("OpenSearch migrations write rank_features")
         self.api = api
         self.index = index
@@ -431,6 +219,8 @@ class _LuceneTarget:
         self.added = added
         self.namer = namer or FeatureNamer()
         self.bulk_config = bulk or BulkConfig()
+        #: the spec written into the index's `_meta`; `stored_meta` settles `lexical` from the mappings
+        self.spec = added.spec(index, self.text_fields)
         self.meta = {
             "sparse_field": added.sparse_field,
             "sparse_type": added.sparse_type,
@@ -440,40 +230,58 @@ class _LuceneTarget:
             "text_fields": list(self.text_fields),
             **dict(meta or {}),
         }
+        self._connector: LuceneConnector | None = None
+        self._dialect: LuceneConnector | None = None
 
-    def _actions(self, documents: Sequence[Document]) -> Iterator[BulkAction | ItemOutcome]:
-        raise NotImplementedError
+    @property
+    def connector(self) -> LuceneConnector:
+        """The connector on the migrated index (opened from the spec stored in its `_meta`)."""
+        if self._connector is None:
+            self._connector = self._new_connector(index=self.index)
+        return self._connector
 
-    def write(self, documents: Sequence[Document]) -> WriteReport:
-        return self.api.bulk(self._actions(documents), self.bulk_config)
+    @property
+    def dialect_connector(self) -> LuceneConnector:
+        """A connector on no index: the dialect's mappings, settings and stored spec for new indices (read
+        once, so the server's version and modules are asked for once)."""
+        if self._dialect is None:
+            self._dialect = self._new_connector()
+        return self._dialect
 
-    def _vectors(self, doc: Document) -> dict[str, Any] | ItemOutcome:
-        try:
-            return vector_fields(self.added, self.namer, doc.sparse, doc.dense)
-        except (ValueError, FeatureNameError) as exc:
-            return ItemOutcome(doc.id, ok=False, status="invalid", error=str(exc))
+    def _new_connector(self, **kwargs: Any) -> LuceneConnector:
+        return lucene_connector(self.api, vocab=self.namer.vocab, bulk=self.bulk_config, **kwargs)
+
+    def vector_mappings(self) -> dict[str, Any]:
+        """Mappings of the vector fields, from the dialect connector (as a new index of it would get)."""
+        return self.dialect_connector.field_mappings(self.spec, self.added.sparse_type)
+
+    def stored_meta(self, mappings: Mapping[str, Any]) -> dict[str, Any]:
+        """The `_meta` entries: the migration's record and the stored spec the connectors read. `mappings`
+        (of the documents' index) decide whether the spec promises BM25 searches (`bm25_fields`)."""
+        lexical = bm25_fields(mappings, self.text_fields)
+        if not lexical:
+            log.warning(
+                "text fields %s of %r are not all text fields: the migrated index is stored with "
+                "lexical=False (no BM25 searches through spladebridge)",
+                ", ".join(self.text_fields),
+                self.index,
+            )
+        self.spec = self.added.spec(self.index, self.text_fields, lexical=lexical)
+        stored = self.dialect_connector.spec_meta(self.spec, self.added.sparse_type)
+        return migrated_meta(stored, self.meta)
 
     def flush(self) -> None:
-        self.api.refresh(self.index)
+        self.connector.flush()
 
     def count(self) -> int:
-        self.api.refresh(self.index)
-        return self.api.count(self.index)
+        self.connector.flush()
+        return self.connector.count()
 
     def get(self, ids: Sequence[DocId]) -> list[Document | None]:
-        keys = [str(i) for i in ids]
-        entries = self.api.mget(self.index, keys)
-        out: list[Document | None] = []
-        for entry in entries:
-            out.append(
-                hit_to_document(entry, self.text_fields, self.added, self.namer)
-                if entry.get("found")
-                else None
-            )
-        return out
+        return self.connector.get([str(i) for i in ids])
 
-    def search_connector(self) -> Connector | None:
-        return LuceneSearchView(self.api, self.index, self.text_fields, self.added, self.namer)
+    def search_connector(self) -> LuceneConnector:
+        return self.connector
 
     def close(self) -> None:
         return None
@@ -489,7 +297,7 @@ class ReindexTarget(_LuceneTarget):
 
     def __init__(
         self,
-        api: ClusterApi,
+        api: LuceneClient,
         old_index: str,
         new_index: str,
         alias: str,
@@ -527,7 +335,7 @@ class ReindexTarget(_LuceneTarget):
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": f"{self.api.flavor}-reindex",
+            "kind": f"{self.api.dialect}-reindex",
             "old_index": self.old_index,
             "new_index": self.index,
             "alias": self.alias,
@@ -535,39 +343,38 @@ class ReindexTarget(_LuceneTarget):
         }
 
     def index_body(self) -> dict[str, Any]:
+        """The new index's body: the old index's mappings and settings plus the vector fields'."""
+        mappings = self.api.mappings(self.old_index)
         return reindex_index_body(
-            self.api.flavor,
-            self.api.get_mappings(self.old_index),
-            self.api.get_index_settings(self.old_index),
-            self.added,
-            self.meta,
-            self.api.es_version,
+            mappings,
+            self.api.index_settings(self.old_index),
+            self.vector_mappings(),
+            self.dialect_connector.index_settings(self.spec),
+            self.stored_meta(mappings),
         )
 
     def prepare(self) -> list[str]:
-        body = self.index_body()
         if self.api.exists(self.index):
-            existing = self.api.get_mappings(self.index).get("_meta", {}).get(MIGRATION_META_KEY)
+            existing = self.api.mappings(self.index).get("_meta", {}).get(MIGRATION_META_KEY)
             if not existing or existing.get("source_index") != self.old_index:
                 raise MigrationSetupError(
                     f"index {self.index!r} already exists and was not created by a migration of "
-                    f"{self.old_index!r}; "
-                    "choose another new index name"
+                    f"{self.old_index!r}; choose another new index name"
                 )
             return [f"reuse {self.index!r} (created by an earlier run of this migration)"]
+        try:
+            body = self.index_body()
+        except ValueError as exc:
+            raise MigrationSetupError(str(exc)) from None
         self.api.create_index(self.index, body)
         return [
             f"create index {self.index!r} with the mappings and settings of {self.old_index!r} "
             f"+ {', '.join(self.added.names())}"
         ]
 
-    def _actions(self, documents: Sequence[Document]) -> Iterator[BulkAction | ItemOutcome]:
-        for doc in documents:
-            vectors = self._vectors(doc)
-            if isinstance(vectors, ItemOutcome):
-                yield vectors
-                continue
-            yield BulkAction("index", self.index, str(doc.id), {**source_of(doc), **vectors}, item_id=doc.id)
+    def write(self, documents: Sequence[Document]) -> WriteReport:
+        """Each document's source (text fields and metadata as read) plus its vectors, indexed by id."""
+        return self.connector.upsert(documents)
 
     def swap_body(self) -> dict[str, Any]:
         return alias_swap_body(
@@ -580,7 +387,7 @@ class ReindexTarget(_LuceneTarget):
 
     def finalize(self) -> list[str]:
         self.api.refresh(self.index)
-        current = self.api.get_alias(self.alias)
+        current = self.api.aliases(self.alias)
         if current is not None and set(current) == {self.index}:
             # killed after the swap but before the checkpoint said so: the swap is not repeated
             done = [f"alias {self.alias!r} already points at {self.index!r}"]
@@ -603,133 +410,62 @@ class ReindexTarget(_LuceneTarget):
 
 
 class InPlaceTarget(_LuceneTarget):
-    """The existing index: the new field mappings are added, each document gets a partial `update`."""
+    """The existing index: the vector mappings are added, each document gets its vectors by a partial update."""
 
     def describe(self) -> dict[str, Any]:
         return {
-            "kind": f"{self.api.flavor}-in-place",
+            "kind": f"{self.api.dialect}-in-place",
             "index": self.index,
             "fields": list(self.added.names()),
         }
 
-    def mapping_body(self) -> dict[str, Any]:
-        return in_place_mapping_body(
-            self.api.flavor, self.api.get_mappings(self.index), self.added, self.meta, self.api.es_version
-        )
+    def mapping_body(self, existing: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The `PUT /<index>/_mapping` body (from `existing`, the index's mappings, read when not given)."""
+        mappings = self.api.mappings(self.index) if existing is None else existing
+        try:
+            return in_place_mapping_body(mappings, self.vector_mappings(), self.stored_meta(mappings))
+        except ValueError as exc:
+            raise MigrationSetupError(str(exc)) from None
 
     def prepare(self) -> list[str]:
-        if self.api.flavor == "opensearch" and self.added.dense_field is not None:
-            knn = str(self.api.get_index_settings(self.index).get("knn", "false")).lower()
+        if self.api.dialect == "opensearch" and self.added.dense_field is not None:
+            knn = str(self.api.index_settings(self.index).get("knn", "false")).lower()
             if knn != "true":
                 raise MigrationSetupError(
                     f"index {self.index!r} was created without index.knn (a static setting), so a knn_vector "
-                    "field "
-                    "cannot be added in place; migrate with reindex, or without a dense field"
+                    "field cannot be added in place; migrate with reindex, or without a dense field"
                 )
-        props = self.api.get_mappings(self.index).get("properties") or {}
-        body = self.mapping_body()
-        if all(name in props for name in self.added.names()):
-            return [f"mappings of {', '.join(self.added.names())} already in {self.index!r}"]
+        existing = self.api.mappings(self.index)
+        props = existing.get("properties") or {}
+        body = self.mapping_body(existing)
+        names = ", ".join(self.added.names())
+        mapped = all(name in props for name in self.added.names())
+        if mapped and (existing.get("_meta") or {}) == body["_meta"]:
+            return [f"mappings of {names} already in {self.index!r}"]
+        # fields mapped by hand (or by an older run) still need the stored spec: without it neither this
+        # migration's writes nor any later connector can open the index
         self.api.put_mapping(self.index, body)
-        return [f"add mappings {', '.join(self.added.names())} to {self.index!r}"]
+        if mapped:
+            return [f"mappings of {names} already in {self.index!r}; stored the spec in its _meta"]
+        return [f"add mappings {names} to {self.index!r}"]
 
-    def _actions(self, documents: Sequence[Document]) -> Iterator[BulkAction | ItemOutcome]:
-        for doc in documents:
-            vectors = self._vectors(doc)
-            if isinstance(vectors, ItemOutcome):
-                yield vectors
-            elif not vectors:
-                yield ItemOutcome(doc.id, ok=True, status="noop (no text, nothing to add)")
-            else:
-                yield BulkAction("update", self.index, str(doc.id), update_body(vectors), item_id=doc.id)
+    def write(self, documents: Sequence[Document]) -> WriteReport:
+        """Only the vector fields of each document (the rest of its source is left as it is)."""
+        return self.connector.update_vectors(documents)
 
     def finalize(self) -> list[str]:
         self.api.refresh(self.index)
         return [f"refreshed {self.index!r}; its documents now carry {', '.join(self.added.names())}"]
 
 
-class LuceneSearchView(Connector):
-    """A read-only connector over a migrated index, so `HybridSearcher` runs BM25, sparse and dense on it."""
-
-    def __init__(
-        self, api: ClusterApi, index: str, text_fields: Sequence[str], added: AddedFields, namer: FeatureNamer
-    ) -> None:
-        self.api = api
-        self.index = index
-        self.text_fields = tuple(text_fields)
-        self.added = added
-        self.namer = namer
-        self.spec = IndexSpec(
-            name=index,
-            sparse_field=added.sparse_field,
-            dense_field=added.dense_field,
-            dense_dim=added.dense_dim,
-            text_fields=self.text_fields,
-        )
-
-    def capabilities(self) -> Capabilities:
-        return Capabilities(
-            engine=self.api.flavor,
-            version=self.api.version_text,
-            sparse=True,
-            dense=self.added.dense_field is not None,
-            lexical=True,
-            sparse_field_types=(self.added.sparse_type,),
-        )
-
-    def _run(self, body: Mapping[str, Any]) -> list[Hit]:
-        return _hits(self.api.search(body, index=self.index))
-
-    def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
-        _no_filter(filter)
-        if not vector:
-            return []
-        return self._run(
-            sparse_search_body(self.api.flavor, self.added, self.namer, vector, k, self.added.names())
-        )
-
-    def search_dense(self, vector: NDArray[np.float32], k: int, filter: FilterLike = None) -> list[Hit]:
-        _no_filter(filter)
-        values = np.asarray(vector, dtype=np.float32).tolist()
-        return self._run(dense_search_body(self.api.flavor, self.added, values, k, self.added.names()))
-
-    def search_text(self, text: str, k: int, filter: FilterLike = None) -> list[Hit]:
-        _no_filter(filter)
-        return self._run(bm25_search_body(text, self.text_fields, k, self.added.names()))
-
-    def count(self) -> int:
-        return self.api.count(self.index)
-
-    def ensure_index(self, spec: IndexSpec) -> None:
-        raise UnsupportedOperation("LuceneSearchView is read-only")
-
-    def upsert(self, documents: Iterable[Document]) -> WriteReport:
-        raise UnsupportedOperation("LuceneSearchView is read-only")
-
-    def delete(self, ids: Iterable[DocId]) -> WriteReport:
-        raise UnsupportedOperation("LuceneSearchView is read-only")
-
-    def get(self, ids: Sequence[DocId]) -> list[Document | None]:
-        raise UnsupportedOperation("LuceneSearchView searches only")
-
-    def scan(self, batch_size: int = 500) -> Iterator[Document]:
-        raise UnsupportedOperation("LuceneSearchView searches only")
-
-    def close(self) -> None:
-        return None
-
-
-def _no_filter(filter: FilterLike) -> None:
-    if filter is not None:
-        raise UnsupportedOperation("verification searches take no filter")
-
-
-def resolve_reindex(api: ClusterApi, name: str, alias: str | None = None) -> tuple[str, str, dict[str, Any]]:
+def resolve_reindex(
+    api: LuceneClient, name: str, alias: str | None = None
+) -> tuple[str, str, dict[str, Any]]:
     """(old index, alias clients use, alias options) for `name`, an alias of one index or an index.
 
     An alias pointing at several indices cannot be swapped to one new index: MigrationSetupError.
     """
-    found = api.get_alias(name)
+    found = api.aliases(name)
     if found is not None:
         if len(found) != 1:
             raise MigrationSetupError(
@@ -746,7 +482,7 @@ def resolve_reindex(api: ClusterApi, name: str, alias: str | None = None) -> tup
         raise MigrationSetupError(f"no index or alias named {name!r}")
     if alias is None:
         return name, name, {}
-    existing = api.get_alias(alias)
+    existing = api.aliases(alias)
     if existing is not None and set(existing) != {name}:
         raise MigrationSetupError(
             f"alias {alias!r} already points at {', '.join(sorted(existing))}, not at {name!r}"

@@ -20,7 +20,6 @@ from os_spec import OpenSearchSpec, load_spec
 from spladebridge.connectors.base import Document, HybridRequest, IndexSpec, ServerFusion
 from spladebridge.connectors.filters import Filter, Range, Term, Terms
 from spladebridge.connectors.opensearch import (
-    ID_FIELD,
     OpenSearchConnector,
     OpenSearchOptions,
     SeismicIndexParams,
@@ -94,7 +93,7 @@ class _Recorder:
     def search(self, body: Any, index: str | None = None, params: Any = None) -> dict[str, Any]:
         self.sent.append(("search.1", body))
         if "pit" in body and "search_after" not in body:
-            hit = {"_id": "a", "_score": None, "_source": {ID_FIELD: "a"}, "sort": ["a"]}
+            hit = {"_id": "a", "_score": None, "_source": {"sb_meta": {"id": "a"}}, "sort": ["a"]}
             return {"hits": {"hits": [hit]}}
         return {"hits": {"hits": []}}
 

@@ -153,7 +153,7 @@ def test_capabilities_follow_the_server_version(
         if "rrf" in fusion:
             assert len(conn.search_hybrid(request)) == 0  # an empty collection, but the query runs
         else:
-            with pytest.raises(UnsupportedOperation, match="fuse client-side"):
+            with pytest.raises(UnsupportedOperation, match="cannot run 'rrf'"):
                 conn.search_hybrid(request)
 
 

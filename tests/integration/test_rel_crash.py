@@ -1,7 +1,8 @@
 """Crash safety: `kill -9` of an ingestion or a migration into Qdrant Edge at random points (several seeds),
 then a resume, gives exactly the state of an uninterrupted run (ids, payload, sparse and dense vectors), and
 the shard is readable after every kill (reopen and count). The child writes through `FaultyConnector`
-(retryable and rejected items), so retries and dead letters are in flight when the kill lands.
+(retryable and rejected items, retried under a `RetryPolicy` as a connector retries: `RetriedFaults`), so
+retries and dead letters are in flight when the kill lands.
 """
 
 from __future__ import annotations
@@ -21,14 +22,22 @@ import pytest
 
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
+from spladebridge.connectors.retry import RetryPolicy
 from spladebridge.ingest import ingest
 from spladebridge.migrate import ConnectorTarget, RecordFileSource, migrate
-from spladebridge.testing import FaultyConnector, rejects
+from spladebridge.testing import rejects
 
 UNIT = Path(__file__).resolve().parents[1] / "unit"
 sys.path.insert(0, str(UNIT))
 
-from ingest_fakes import HashDenseEncoder, HashSparseEncoder, corpus, doc_state, write_jsonl  # noqa: E402
+from ingest_fakes import (  # noqa: E402
+    HashDenseEncoder,
+    HashSparseEncoder,
+    RetriedFaults,
+    corpus,
+    doc_state,
+    write_jsonl,
+)
 
 N_DOCS = 1500
 BATCH = 50
@@ -42,24 +51,24 @@ DRIVER = textwrap.dedent(
     """
     import sys
     sys.path.insert(0, sys.argv[1])
-    from ingest_fakes import HashDenseEncoder, HashSparseEncoder
+    from ingest_fakes import HashDenseEncoder, HashSparseEncoder, RetriedFaults
     from spladebridge.connectors.base import IndexSpec
     from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
-    from spladebridge.testing import FaultyConnector
+    from spladebridge.connectors.retry import RetryPolicy
     mode, src, shard, ckpt, dead = sys.argv[2:7]
     spec = IndexSpec(name="crash", dense_field="dense", dense_dim=8)
     faults = dict(retryable_rate=0.1, fatal_rate=0.02, seed=99)
     with QdrantEdgeConnector(shard) as edge:
-        target = FaultyConnector(edge, **faults)
+        target = RetriedFaults(edge, retry=RetryPolicy(max_retries=20, initial_backoff=0.0), **faults)
         if mode == "ingest":
             from spladebridge.ingest import ingest
             ingest(src, target, HashSparseEncoder(delay_s=0.02), HashDenseEncoder(), spec=spec, batch_size=50,
-                   checkpoint=ckpt, dead_letter=dead, max_retries=20, retry_backoff_s=0.0, progress=False)
+                   checkpoint=ckpt, dead_letter=dead, progress=False)
         else:
             from spladebridge.migrate import ConnectorTarget, RecordFileSource, migrate
             migrate(RecordFileSource(src), ConnectorTarget(target, spec), HashSparseEncoder(delay_s=0.02),
                     HashDenseEncoder(), batch_size=100, checkpoint=ckpt, resume=True, dead_letter=dead,
-                    max_retries=20, retry_backoff_s=0.0, verify_after=False)
+                    verify_after=False)
     """
 )
 
@@ -82,7 +91,7 @@ def shard_state(path: Path) -> dict[str, dict[str, Any]]:
 
 def run_in_process(mode: str, src: Path, shard: Path, ckpt: Path, dead: Path) -> None:
     with QdrantEdgeConnector(shard) as edge:
-        target = FaultyConnector(edge, **FAULTS)
+        target = RetriedFaults(edge, retry=RetryPolicy(max_retries=20, initial_backoff=0.0), **FAULTS)
         if mode == "ingest":
             report = ingest(
                 src,
@@ -93,8 +102,6 @@ def run_in_process(mode: str, src: Path, shard: Path, ckpt: Path, dead: Path) ->
                 batch_size=BATCH,
                 checkpoint=ckpt,
                 dead_letter=dead,
-                max_retries=20,
-                retry_backoff_s=0.0,
                 progress=False,
             )
             assert report.complete and report.pending == 0
@@ -108,8 +115,6 @@ def run_in_process(mode: str, src: Path, shard: Path, ckpt: Path, dead: Path) ->
                 checkpoint=ckpt,
                 resume=True,
                 dead_letter=dead,
-                max_retries=20,
-                retry_backoff_s=0.0,
                 verify_after=False,
             )
             assert result.finished

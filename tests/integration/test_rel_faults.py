@@ -1,7 +1,8 @@
 """Fault injection on every write path: ingest and migrate into a real Qdrant Edge shard through
-`FaultyConnector`, with 10% and 50% of item attempts failing retryably, a share of documents rejected for
-good, and an engine outage in the middle (short enough for the retries, or long enough to stop the run and
-need a resume). After the run the shard holds exactly the accepted documents with the content an
+`FaultyConnector` (as `RetriedFaults`: the faults sit under a `RetryPolicy`, as a real engine's sit under
+its connector's retries), with 10% and 50% of item attempts failing retryably, a share of documents rejected
+for good, and an engine outage in the middle (short enough for the retries, or long enough to stop the run
+and need a resume). After the run the shard holds exactly the accepted documents with the content an
 uninterrupted run gives, every rejected document is in the dead-letter file once with its reason, the
 counts add up, and nothing is duplicated.
 """
@@ -17,18 +18,24 @@ import pytest
 
 from spladebridge.connectors.base import IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
+from spladebridge.connectors.retry import RetryPolicy
 from spladebridge.ingest import IngestReport, ingest
 from spladebridge.migrate import ConnectorTarget, MigrationError, RecordFileSource, migrate
 from spladebridge.testing import FATAL_STATUS, FaultyConnector, InjectedOutage, rejects
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 
-from ingest_fakes import HashDenseEncoder, HashSparseEncoder, corpus, doc_state, write_jsonl
+from ingest_fakes import HashDenseEncoder, HashSparseEncoder, RetriedFaults, corpus, doc_state, write_jsonl
 
 N_DOCS = 300
 MALFORMED = {40: "{not json", 211: '{"title": "no id here", "text": "orphan"}'}
 FATAL_RATE = 0.05
 SPEC = IndexSpec(name="faults", dense_field="dense", dense_dim=8)
+
+
+def retries(n: int) -> RetryPolicy:
+    """The connector's policy in these tests: `n` re-sends, no waiting."""
+    return RetryPolicy(max_retries=n, initial_backoff=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +104,9 @@ def test_ingest_under_item_failures(
     seed = int(rate * 100) + (0 if outage is None else 7)
     shard, dead = tmp_path / "shard", tmp_path / "dead.jsonl"
     with QdrantEdgeConnector(shard, SPEC) as edge:
-        faulty = FaultyConnector(
+        faulty = RetriedFaults(
             edge,
+            retry=retries(40),
             retryable_rate=rate,
             fatal_rate=FATAL_RATE,
             seed=seed,
@@ -112,8 +120,6 @@ def test_ingest_under_item_failures(
             HashDenseEncoder(),
             batch_size=32,
             dead_letter=dead,
-            max_retries=40,
-            retry_backoff_s=0.0,
             progress=False,
         )
     stats = faulty.stats
@@ -141,12 +147,13 @@ def test_ingest_long_outage_stops_resumably_then_resume_completes(
         "batch_size": 32,
         "dead_letter": dead,
         "checkpoint": ckpt,
-        "retry_backoff_s": 0.0,
         "progress": False,
     }
     with QdrantEdgeConnector(shard, SPEC) as edge:
-        first = FaultyConnector(edge, retryable_rate=0.1, fatal_rate=FATAL_RATE, seed=seed, outage=(5, 1000))
-        stopped = ingest(source, first, HashSparseEncoder(), HashDenseEncoder(), max_retries=3, **common)
+        first = RetriedFaults(
+            edge, retry=retries(3), retryable_rate=0.1, fatal_rate=FATAL_RATE, seed=seed, outage=(5, 1000)
+        )
+        stopped = ingest(source, first, HashSparseEncoder(), HashDenseEncoder(), **common)
     assert not stopped.complete and stopped.stopped is not None and "InjectedOutage" in stopped.stopped
     assert stopped.pending > 0
     check_counts(stopped)
@@ -159,8 +166,8 @@ def test_ingest_long_outage_stops_resumably_then_resume_completes(
     assert settled - landed.keys() <= {str(i) for i in first.stats.fatal_ids}
 
     with QdrantEdgeConnector(shard) as edge:
-        second = FaultyConnector(edge, retryable_rate=0.1, fatal_rate=FATAL_RATE, seed=seed)
-        resumed = ingest(source, second, HashSparseEncoder(), HashDenseEncoder(), max_retries=40, **common)
+        second = RetriedFaults(edge, retry=retries(40), retryable_rate=0.1, fatal_rate=FATAL_RATE, seed=seed)
+        resumed = ingest(source, second, HashSparseEncoder(), HashDenseEncoder(), **common)
     assert resumed.complete and resumed.pending == 0
     check_counts(resumed)
     assert resumed.skipped == stopped.written + stopped.failed
@@ -180,7 +187,6 @@ def _migrate(source: Path, target: FaultyConnector, ckpt: Path, dead: Path, **kw
         batch_size=32,
         checkpoint=ckpt,
         dead_letter=dead,
-        retry_backoff_s=0.0,
         verify_after=False,
         **kw,
     )
@@ -193,15 +199,16 @@ def test_migrate_under_item_failures_with_a_short_outage(
     seed = 11 + int(rate * 10)
     shard, dead, ckpt = tmp_path / "shard", tmp_path / "dead.jsonl", tmp_path / "ckpt.json"
     with QdrantEdgeConnector(shard) as edge:
-        faulty = FaultyConnector(
+        faulty = RetriedFaults(
             edge,
+            retry=retries(40),
             retryable_rate=rate,
             fatal_rate=FATAL_RATE,
             seed=seed,
             outage=(6, 4),
             ambiguous_timeouts=True,
         )
-        report = _migrate(source, faulty, ckpt, dead, max_retries=40)
+        report = _migrate(source, faulty, ckpt, dead)
     assert report.finished and report.stopped is None
     totals = report.totals
     assert totals["read"] == N_DOCS == totals["written"] + totals["failed"]
@@ -218,14 +225,16 @@ def test_migrate_long_outage_fails_then_resume_completes(
     seed = 5
     shard, dead, ckpt = tmp_path / "shard", tmp_path / "dead.jsonl", tmp_path / "ckpt.json"
     with QdrantEdgeConnector(shard) as edge:
-        first = FaultyConnector(edge, retryable_rate=0.1, fatal_rate=FATAL_RATE, seed=seed, outage=(8, 1000))
+        first = RetriedFaults(
+            edge, retry=retries(2), retryable_rate=0.1, fatal_rate=FATAL_RATE, seed=seed, outage=(8, 1000)
+        )
         with pytest.raises((MigrationError, InjectedOutage)):
-            _migrate(source, first, ckpt, dead, max_retries=2)
+            _migrate(source, first, ckpt, dead)
     saved = json.loads(ckpt.read_text())
     assert saved["phase"] == "copy" and 0 < saved["cursor"]["position"] < N_DOCS
     with QdrantEdgeConnector(shard) as edge:
-        second = FaultyConnector(edge, retryable_rate=0.1, fatal_rate=FATAL_RATE, seed=seed)
-        report = _migrate(source, second, ckpt, dead, max_retries=40, resume=True)
+        second = RetriedFaults(edge, retry=retries(40), retryable_rate=0.1, fatal_rate=FATAL_RATE, seed=seed)
+        report = _migrate(source, second, ckpt, dead, resume=True)
     assert report.finished and report.resumed
     assert report.totals["read"] == N_DOCS == report.totals["written"] + report.totals["failed"]
     fatal_ids = {str(i) for i in first.stats.fatal_ids | second.stats.fatal_ids}
@@ -269,17 +278,11 @@ def test_real_default_encoders_through_faults_give_the_fault_free_state(tmp_path
         clean = ingest(src, conn, sparse, dense, batch_size=16, progress=False)
     assert clean.ok and clean.written == 24
     with QdrantEdgeConnector(tmp_path / "faulty", spec) as edge:
-        faulty = FaultyConnector(edge, retryable_rate=0.3, fatal_rate=0.1, seed=4, ambiguous_timeouts=True)
+        faulty = RetriedFaults(
+            edge, retry=retries(40), retryable_rate=0.3, fatal_rate=0.1, seed=4, ambiguous_timeouts=True
+        )
         report = ingest(
-            src,
-            faulty,
-            sparse,
-            dense,
-            batch_size=16,
-            dead_letter=tmp_path / "dead.jsonl",
-            max_retries=40,
-            retry_backoff_s=0.0,
-            progress=False,
+            src, faulty, sparse, dense, batch_size=16, dead_letter=tmp_path / "dead.jsonl", progress=False
         )
     rejected = {str(i) for i in faulty.stats.fatal_ids}
     assert rejected and report.complete and report.failed == len(rejected)

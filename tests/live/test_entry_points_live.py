@@ -273,9 +273,13 @@ def test_cli_migrate_reindex_then_search_through_the_alias(
             assert got.sparse is not None and got.sparse.nnz > 0
         hits = sb.HybridSearcher(conn, sparse).search(adi["queries"][0]["text"], k=5)
         assert len(hits) == 5
+    # every CLI command opens the migrated index by its alias, with no spec given
     code, out = cli("search", adi["queries"][0]["text"], "--url", lucene_node.url, "--index", alias, "--json")
     assert code == 0, out
     assert len(json.loads(out)["hits"]) == 10
+    code, out = cli("stats", "--url", lucene_node.url, "--index", alias, "--json")
+    assert code == 0, out
+    assert json.loads(out)["count"] == len(adi["corpus"])
     client.indices.delete(index=new, ignore_unavailable=True)
     client.indices.delete(index=old, ignore_unavailable=True)
 

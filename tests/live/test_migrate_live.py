@@ -1,11 +1,17 @@
-"""Migrations against real Elasticsearch 8.19 / 9.x and OpenSearch 2.19 nodes (tests/live/conftest.py).
- A plain BM25 index behind an alias is migrated by reindex (alias swapped in one call), in place,
-and into Qdrant Edge; a run killed mid-scan is resumed.
+"""Migrations against real Elasticsearch 8.19 / 9.x and OpenSearch 2.19 / 3.x nodes (tests/live/conftest.py).
+
+A plain BM25 index behind an alias is migrated by reindex (alias swapped in one call), in place, and into
+Qdrant Edge; a run killed mid-scan is resumed. After `spladebridge migrate` (reindex + alias, and in place)
+the index opens with `spladebridge.connect(url, index=...)` and no spec, like any index the connectors made,
+and sparse and hybrid searches return hits.
 """
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import io
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -14,12 +20,15 @@ from typing import Any
 import pytest
 from conftest import LiveNode, raw_client
 
+import spladebridge as sb
 from spladebridge.connectors.base import IndexSpec
+from spladebridge.connectors.lucene_client import LuceneClient, lucene_client
+from spladebridge.connectors.lucene_connector import lucene_connector
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 from spladebridge.migrate import ConnectorTarget, migrate
+from spladebridge.migrate import cli as migrate_cli
 from spladebridge.migrate.lucene_bodies import AddedFields
 from spladebridge.migrate.lucene_cluster import (
-    ClusterApi,
     InPlaceTarget,
     LuceneIndexSource,
     ReindexTarget,
@@ -41,15 +50,17 @@ def _fakes() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def api(lucene_node: LiveNode) -> ClusterApi:
+def api(lucene_node: LiveNode) -> LuceneClient:
     client = raw_client(lucene_node)
     # a reused node (make engines-up) keeps what an earlier run left
     for name in client.indices.get(index="live-*", allow_no_indices=True):
         client.indices.delete(index=name)
-    return ClusterApi(client)
+    return lucene_client(client)
 
 
-def _bm25_index(api: ClusterApi, name: str, alias: str | None = None, n: int = 57, knn: bool = False) -> None:
+def _bm25_index(
+    api: LuceneClient, name: str, alias: str | None = None, n: int = 57, knn: bool = False
+) -> None:
     settings: dict[str, Any] = {"number_of_shards": 2, "number_of_replicas": 0}
     if knn:
         settings["knn"] = True
@@ -81,14 +92,14 @@ def _bm25_index(api: ClusterApi, name: str, alias: str | None = None, n: int = 5
     api.refresh(name)
 
 
-def _added(api: ClusterApi, dense: bool) -> AddedFields:
-    sparse_type = api.es_version.default_sparse_type() if api.es_version is not None else "rank_features"
+def _added(api: LuceneClient, dense: bool) -> AddedFields:
+    sparse_type = lucene_connector(api).new_sparse_type()  # what a new index of the connector gets
     return AddedFields(
         sparse_type=sparse_type, dense_field="emb" if dense else None, dense_dim=8 if dense else None
     )
 
 
-def test_reindex_swaps_the_alias_and_hybrid_works(api: ClusterApi, tmp_path: Path) -> None:
+def test_reindex_swaps_the_alias_and_hybrid_works(api: LuceneClient, tmp_path: Path) -> None:
     fakes = _fakes()
     _bm25_index(api, "live-reindex-1", alias="live-reindex")
     added = _added(api, dense=True)
@@ -104,17 +115,18 @@ def test_reindex_swaps_the_alias_and_hybrid_works(api: ClusterApi, tmp_path: Pat
         sample_queries=["solar river", "coffee"],
     )
     assert report.ok, report.summary()
-    assert api.get_alias("live-reindex") == {"live-reindex-2": {}}
+    assert api.aliases("live-reindex") == {"live-reindex-2": {}}
     assert api.count("live-reindex") == 57 and api.exists("live-reindex-1")
+    assert api.index_settings("live-reindex-2")["number_of_shards"] == "2"  # the copy keeps the old shape
     verification = report.verification
     assert verification is not None and verification.ok
     solar = verification.queries[0]
     assert solar.error is None and solar.bm25 and solar.hybrid and solar.overlap >= 1
 
 
-def test_in_place_adds_vectors_to_every_document(api: ClusterApi, tmp_path: Path) -> None:
+def test_in_place_adds_vectors_to_every_document(api: LuceneClient, tmp_path: Path) -> None:
     fakes = _fakes()
-    _bm25_index(api, "live-inplace", knn=api.flavor == "opensearch")
+    _bm25_index(api, "live-inplace", knn=api.dialect == "opensearch")
     added = _added(api, dense=True)
     report = migrate(
         LuceneIndexSource(api, "live-inplace", ("title", "text"), added=added),
@@ -130,7 +142,7 @@ def test_in_place_adds_vectors_to_every_document(api: ClusterApi, tmp_path: Path
     assert len(report.verification.samples) == 57
 
 
-def test_killed_scan_resumes_without_duplicates(api: ClusterApi, tmp_path: Path) -> None:
+def test_killed_scan_resumes_without_duplicates(api: LuceneClient, tmp_path: Path) -> None:
     fakes = _fakes()
     _bm25_index(api, "live-kill-1", alias="live-kill")
     added = _added(api, dense=False)
@@ -172,10 +184,10 @@ def test_killed_scan_resumes_without_duplicates(api: ClusterApi, tmp_path: Path)
         resume=True,
     )
     assert report.ok and report.resumed and len(fresh.texts) == 57 - 24
-    assert api.count("live-kill-2") == 57 and api.get_alias("live-kill") == {"live-kill-2": {}}
+    assert api.count("live-kill-2") == 57 and api.aliases("live-kill") == {"live-kill-2": {}}
 
 
-def test_to_qdrant_edge(api: ClusterApi, tmp_path: Path) -> None:
+def test_to_qdrant_edge(api: LuceneClient, tmp_path: Path) -> None:
     fakes = _fakes()
     _bm25_index(api, "live-to-qdrant")
     with QdrantEdgeConnector(tmp_path / "edge") as edge:
@@ -192,3 +204,83 @@ def test_to_qdrant_edge(api: ClusterApi, tmp_path: Path) -> None:
         assert (
             doc is not None and doc.metadata["year"] == 2005 and doc.sparse is not None and doc.sparse.nnz > 0
         )
+
+
+def _cli(*argv: str) -> dict[str, Any]:
+    """Run `spladebridge migrate ARGV --json` through its argparse front with the hashing encoders (no model
+    downloads); the JSON report of a run that succeeded."""
+    fakes = _fakes()
+    parser = argparse.ArgumentParser(prog="spladebridge")
+    migrate_cli.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["migrate", *argv, "--json", "--quiet"])
+    out = io.StringIO()
+    code = migrate_cli.run(args, out, encoders=(fakes.HashSparseEncoder(), fakes.HashDenseEncoder()))
+    report: dict[str, Any] = json.loads(out.getvalue())
+    assert code == 0 and report["ok"], report
+    return report
+
+
+def _check_opens_as_an_ordinary_index(url: str, index: str) -> None:
+    """`spladebridge.connect(url, index=...)` with no spec: the stored spec, the documents with their vectors,
+    and sparse and hybrid searches that find them."""
+    fakes = _fakes()
+    with sb.connect(url, index=index) as conn:
+        spec = conn.existing_spec()
+        assert spec.name == index and spec.text_fields == ("title", "text")
+        assert (spec.sparse_field, spec.dense_field, spec.dense_dim) == ("splade", "dense", 8)
+        assert conn.count() == 57
+        (doc,) = conn.get(["d2"])
+        assert doc is not None and doc.fields == {
+            "title": "bread notes 2",
+            "text": "all about bread and rocket",
+        }
+        assert doc.metadata == {"year": 2002}
+        assert doc.sparse is not None and doc.sparse.nnz > 0
+        assert doc.dense is not None and doc.dense.shape == (8,)
+        query = fakes.HashSparseEncoder().encode_queries(["bread"])[0]
+        sparse_hits = conn.search_sparse(query, 5)
+        assert len(sparse_hits) == 5 and all("bread" in h.fields["text"] for h in sparse_hits)
+        searcher = sb.HybridSearcher(conn, fakes.HashSparseEncoder(), fakes.HashDenseEncoder())
+        hits = searcher.search("bread coffee", 5)
+        assert len(hits) == 5 and {"bread", "coffee"} & set(hits[0].fields["text"].split())
+
+
+def test_cli_reindex_then_connect_by_the_alias_with_no_spec(
+    api: LuceneClient, lucene_node: LiveNode, tmp_path: Path
+) -> None:
+    _bm25_index(api, "live-cli-1", alias="live-cli")
+    report = _cli(
+        "live-cli",
+        "--url",
+        lucene_node.url,
+        "--mode",
+        "reindex",
+        "--new-index",
+        "live-cli-2",
+        "--text-field",
+        "title,text",
+        "--state-dir",
+        str(tmp_path / "state"),
+    )
+    assert report["written"] == 57 and report["verification"]["counts_ok"]
+    assert api.aliases("live-cli") == {"live-cli-2": {}}
+    _check_opens_as_an_ordinary_index(lucene_node.url, "live-cli")
+
+
+def test_cli_in_place_then_connect_with_no_spec(
+    api: LuceneClient, lucene_node: LiveNode, tmp_path: Path
+) -> None:
+    _bm25_index(api, "live-cli-inplace", knn=api.dialect == "opensearch")
+    report = _cli(
+        "live-cli-inplace",
+        "--url",
+        lucene_node.url,
+        "--mode",
+        "in-place",
+        "--text-field",
+        "title,text",
+        "--state-dir",
+        str(tmp_path / "state"),
+    )
+    assert report["written"] == 57 and report["verification"]["ok"]
+    _check_opens_as_an_ordinary_index(lucene_node.url, "live-cli-inplace")

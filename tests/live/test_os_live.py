@@ -139,8 +139,9 @@ def test_server_side_hybrid_agrees_with_the_client_side_twin(
 
 def test_a_mapping_rejection_is_reported_per_item(loaded: tuple[OpenSearchConnector, list[Document]]) -> None:
     conn, _ = loaded
-    bad = Document(id="bad-n", fields={"title": "x"}, metadata={"n": "not a number"})
-    good = Document(id="good-n", fields={"title": "y"}, metadata={"n": 3})
+    one = SparseVector([1], [1.0])  # every engine stores a document with its sparse vector
+    bad = Document(id="bad-n", fields={"title": "x"}, metadata={"n": "not a number"}, sparse=one)
+    good = Document(id="good-n", fields={"title": "y"}, metadata={"n": 3}, sparse=one)
     report = conn.upsert([bad, good])
     assert [o.ok for o in report.outcomes] == [False, True]
     assert report.outcomes[0].status == "400" and "mapper_parsing_exception" in (

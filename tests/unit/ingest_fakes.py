@@ -6,11 +6,13 @@ so the pipeline's behaviour is tested end to end without models or engines.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,7 @@ from numpy.typing import NDArray
 from spladebridge.connectors.base import (
     Capabilities,
     Connector,
+    ConnectorError,
     DocId,
     Document,
     Hit,
@@ -29,7 +32,9 @@ from spladebridge.connectors.base import (
     WriteReport,
 )
 from spladebridge.connectors.filters import FilterLike
+from spladebridge.connectors.retry import RetryPolicy
 from spladebridge.encoder.sparse_vector import SparseVector
+from spladebridge.testing import FaultyConnector
 
 VOCAB = 30522
 
@@ -221,3 +226,48 @@ def corpus(n: int, start: int = 0) -> list[dict[str, Any]]:
         }
         for i in range(start, start + n)
     ]
+
+
+class RetriedFaults(FaultyConnector):
+    """`FaultyConnector` whose injected faults are retried under `retry`, the way a real connector retries
+    its engine's transient failures (ingest and migrate never re-send). An injected outage fails every item
+    of the call retryably, as a lost connection does in the bulk runner, and a flush is retried too.
+    `sends` counts sends per id."""
+
+    def __init__(self, inner: Connector, *, retry: RetryPolicy, **faults: Any) -> None:
+        super().__init__(inner, **faults)
+        self.retry = retry
+        self.sends: Counter[DocId] = Counter()
+
+    def upsert(self, documents: Iterable[Document]) -> WriteReport:
+        docs = list(documents)
+        outcomes: list[ItemOutcome | None] = [None] * len(docs)
+
+        def send(pending: list[int], attempt: int) -> list[int]:
+            self.sends.update(docs[i].id for i in pending)
+            try:
+                report = super(RetriedFaults, self).upsert([docs[i] for i in pending])
+            except ConnectorError as exc:  # the injected outage: nothing answered
+                error = f"{type(exc).__name__}: {exc}"
+                for i in pending:
+                    outcomes[i] = ItemOutcome(
+                        docs[i].id,
+                        ok=False,
+                        status="unavailable",
+                        error=error,
+                        retryable=True,
+                        attempts=attempt,
+                    )
+                return pending
+            again = []
+            for i, outcome in zip(pending, report.outcomes, strict=True):
+                outcomes[i] = dataclasses.replace(outcome, attempts=attempt)
+                if not outcome.ok and outcome.retryable:
+                    again.append(i)
+            return again
+
+        self.retry.rounds(list(range(len(docs))), send)
+        return WriteReport([o for o in outcomes if o is not None])
+
+    def flush(self) -> None:
+        self.retry.call(super().flush, retry_if=lambda exc: isinstance(exc, ConnectorError))

@@ -137,18 +137,34 @@ def _error(status: int, kind: str, reason: str) -> tuple[int, Any]:
 
 
 class MiniLucene:
-    """Indices, aliases, PITs, bulk index/update, mget, count and the search shapes the migration sends
-    (PIT pages sorted on `_id` / `_shard_doc`, match / multi_match as word overlap, rank_feature linear,
-    sparse_vector, kNN by dot product). Every request is recorded as (method, path, query params, body)."""
+    """A tiny Elasticsearch or OpenSearch node behind the real clients: indices, aliases, PITs, bulk
+    index / update (`{"doc": {...}}`), mget, count, the server facts the connectors read (`GET /`; ES
+    `GET /_nodes/_local` and `GET /_license`; OS `GET /_cat/plugins`), and the search shapes the migration
+    and the connectors send (PIT pages sorted on `_id` / `_shard_doc`, match / multi_match /
+    combined_fields as word overlap, rank_feature linear, sparse_vector, neural_sparse, kNN by dot
+    product, bool with term / terms / range filters). ES 9.2+ leaves vector fields out of `_source` unless
+    the index setting or the request asks for them. Every request is recorded as (method, path, query
+    params, body)."""
 
-    def __init__(self, flavor: str = "elasticsearch", version: str | None = None) -> None:
+    def __init__(
+        self,
+        flavor: str = "elasticsearch",
+        version: str | None = None,
+        *,
+        plugins: Sequence[str] = ("opensearch-knn",),
+        license_type: str = "basic",
+    ) -> None:
         self.flavor = flavor
         self.version = version or ("9.1.0" if flavor == "elasticsearch" else "2.19.0")
+        self.plugins = tuple(plugins)
+        self.license_type = license_type
         self.indices: dict[str, dict[str, Any]] = {}
         self.aliases: dict[str, dict[str, dict[str, Any]]] = {}
         self.pits: dict[str, tuple[str, list[str]]] = {}
         self.requests: list[tuple[str, str, dict[str, Any], Any]] = []
         self.fail_update: set[str] = set()
+        #: errors (status, type, reason) that the next point-in-time searches answer, one each
+        self.fail_pit_search: list[tuple[int, str, str]] = []
         self._pit_counter = 0
         self._params: dict[str, Any] = {}
 
@@ -199,6 +215,10 @@ class MiniLucene:
     def bodies(self, method: str, suffix: str) -> list[Any]:
         return [b for m, p, _, b in self.requests if m == method and p.endswith(suffix)]
 
+    def bulk_lines(self) -> list[Any]:
+        """Every NDJSON line of every `_bulk` request, in order."""
+        return [line for m, p, _, b in self.requests if p.endswith("/_bulk") for line in b]
+
     # -- dispatch -------------------------------------------------------------------------------------
 
     def _handle_es(self, req: Any) -> tuple[int, Any]:
@@ -207,19 +227,39 @@ class MiniLucene:
     def handle(self, req: Any) -> tuple[int, Any]:  # opensearch-py FakeConnection entry point
         return self.route(req.method, req.path, dict(req.params), req.body)
 
-    def route(self, method: str, path: str, params: dict[str, Any], body: Any) -> tuple[int, Any]:
-        from urllib.parse import unquote
-
-        self.requests.append((method, path, params, body))
-        self._params = params
-        parts = [unquote(p) for p in path.split("/") if p]
+    def _server(self, parts: list[str]) -> tuple[int, Any] | None:
+        """Answers to the requests that read server facts (None when `parts` is not one of them)."""
         if not parts:
             version: dict[str, Any] = {"number": self.version}
             if self.flavor == "opensearch":
                 version["distribution"] = "opensearch"
             else:
                 version["build_flavor"] = "default"
-            return 200, {"version": version, "tagline": "You Know, for Search"}
+            return 200, {
+                "version": version,
+                "tagline": "The OpenSearch Project"
+                if self.flavor == "opensearch"
+                else "You Know, for Search",
+            }
+        if parts[:2] == ["_nodes", "_local"] and self.flavor == "elasticsearch":
+            modules = [{"name": m} for m in ("mapper-extras", "rank-rrf", "x-pack-core")]
+            node = {"version": self.version, "build_flavor": "default", "modules": modules}
+            return 200, {"nodes": {"node-1": node}}
+        if parts == ["_license"] and self.flavor == "elasticsearch":
+            return 200, {"license": {"status": "active", "type": self.license_type}}
+        if parts == ["_cat", "plugins"] and self.flavor == "opensearch":
+            return 200, [{"name": "node-1", "component": p, "version": self.version} for p in self.plugins]
+        return None
+
+    def route(self, method: str, path: str, params: dict[str, Any], body: Any) -> tuple[int, Any]:
+        from urllib.parse import unquote
+
+        self.requests.append((method, path, params, body))
+        self._params = params
+        parts = [unquote(p) for p in path.split("/") if p]
+        server = self._server(parts)
+        if server is not None:
+            return server
         if parts[0] == "_bulk":
             return self._bulk(body)
         if parts[0] == "_aliases":
@@ -373,6 +413,8 @@ class MiniLucene:
         return {k: v for k, v in src.items() if k not in excludes and k not in hidden}
 
     def _pit_search(self, body: dict[str, Any]) -> tuple[int, Any]:
+        if self.fail_pit_search:
+            return _error(*self.fail_pit_search.pop(0))
         pit_id = body["pit"]["id"]
         if pit_id not in self.pits:
             return _error(
@@ -392,9 +434,25 @@ class MiniLucene:
         ]
         return 200, {"pit_id": pit_id, "hits": {"hits": hits}}
 
+    def _matches(self, clause: dict[str, Any], src: dict[str, Any]) -> bool:
+        """A filter-context clause (term / terms / range; `x.keyword` is the exact value of `x`)."""
+        ((kind, args),) = clause.items()
+        if kind == "bool":
+            return all(self._matches(c, src) for c in args.get("filter", []))
+        ((fld, cond),) = args.items()
+        value = src.get(fld.removesuffix(".keyword"))
+        if kind == "term":
+            return bool(value == cond["value"])
+        if kind == "terms":
+            return value in cond
+        if kind == "range":
+            ops = {"gt": float.__gt__, "gte": float.__ge__, "lt": float.__lt__, "lte": float.__le__}
+            return value is not None and all(ops[op](float(value), float(b)) for op, b in cond.items())
+        raise AssertionError(f"unexpected filter {kind}")
+
     def _score(self, query: dict[str, Any], src: dict[str, Any]) -> float:
         ((kind, args),) = query.items()
-        if kind in ("match", "multi_match"):
+        if kind in ("match", "multi_match", "combined_fields"):
             if kind == "match":
                 ((fld, spec),) = args.items()
                 fields, text = [fld], spec["query"]
@@ -404,8 +462,15 @@ class MiniLucene:
             return float(
                 max((len(words & set(str(src.get(f, "")).lower().split())) for f in fields), default=0)
             )
+        if kind == "match_all":
+            return 1.0
         if kind == "bool":
-            return sum(self._score(q, src) for q in args.get("should", []))
+            if not all(self._matches(c, src) for c in args.get("filter", [])):
+                return 0.0
+            must = [self._score(q, src) for q in args.get("must", [])]
+            if any(m <= 0 for m in must):
+                return 0.0
+            return sum(must) + sum(self._score(q, src) for q in args.get("should", []))
         if kind == "rank_feature":
             fld, name = args["field"].split(".", 1)
             stored = (src.get(fld) or {}).get(name)
@@ -413,20 +478,29 @@ class MiniLucene:
         if kind == "sparse_vector":
             stored = src.get(args["field"]) or {}
             return sum(w * _truncate9(stored[n]) for n, w in args["query_vector"].items() if n in stored)
+        if kind == "neural_sparse":
+            ((fld, spec),) = args.items()
+            stored = src.get(fld) or {}
+            return sum(w * _truncate9(stored[n]) for n, w in spec["query_tokens"].items() if n in stored)
         if kind == "knn":
             ((fld, spec),) = args.items()
             vec = src.get(fld)
-            return float(np.dot(vec, spec["vector"])) if vec else 0.0
+            if not vec or not all(
+                self._matches(c, src) for c in spec.get("filter", {}).get("bool", {}).get("filter", [])
+            ):
+                return 0.0
+            ip = float(np.dot(vec, spec["vector"]))
+            return ip + 1.0 if ip >= 0 else 1.0 / (1.0 - ip)  # OpenSearch's inner-product score
         raise AssertionError(f"unexpected query {kind}")
 
     def _search(self, name: str, index: dict[str, Any], body: dict[str, Any]) -> tuple[int, Any]:
         scored = []
         for doc_id, src in index["docs"].items():
-            if "ids" in body.get("query", {}):
-                score = 1.0 if doc_id in body["query"]["ids"]["values"] else 0.0
-            elif "knn" in body:
-                vec = src.get(body["knn"]["field"])
-                score = float(np.dot(vec, body["knn"]["query_vector"])) if vec else 0.0
+            if "knn" in body:
+                knn = body["knn"]
+                vec = src.get(knn["field"])
+                allowed = all(self._matches(c, src) for c in knn.get("filter", []))
+                score = (1.0 + float(np.dot(vec, knn["query_vector"]))) / 2.0 if vec and allowed else 0.0
             else:
                 score = self._score(body["query"], src)
             if score > 0:

@@ -22,7 +22,6 @@ from opensearchpy import OpenSearch
 from opensearchpy.connection import Connection
 
 from spladebridge.connectors.lucene import truncate_9bit
-from spladebridge.connectors.opensearch import ID_FIELD
 
 
 @dataclass
@@ -228,10 +227,10 @@ class FakeOpenSearch:
             if score is not None:
                 scored.append((score, doc_id, src))
         if "sort" in body:
-            scored.sort(key=lambda t: str(t[2].get(ID_FIELD)))
+            scored.sort(key=lambda t: t[1])  # `_id` order
             after = body.get("search_after")
             if after is not None:
-                scored = [t for t in scored if str(t[2].get(ID_FIELD)) > after[0]]
+                scored = [t for t in scored if t[1] > after[0]]
         else:
             scored.sort(key=lambda t: (-t[0], t[1]))
         size = body.get("size", 10)
@@ -248,7 +247,7 @@ class FakeOpenSearch:
                 "_source": {k: v for k, v in src.items() if k not in excludes},
             }
             if "sort" in body:
-                hit["sort"] = [str(src.get(ID_FIELD))]
+                hit["sort"] = [doc_id]
             hits.append(hit)
         return 200, {"hits": {"total": {"value": len(scored)}, "hits": hits}}
 
@@ -330,6 +329,15 @@ def _score(query: dict[str, Any], src: dict[str, Any]) -> float | None:
         if vec is None:
             return None
         return _knn_score(float(np.dot(np.asarray(vec, np.float32), np.asarray(body["vector"], np.float32))))
+    if kind in ("match", "multi_match"):  # BM25 stand-in: the number of query words a field holds
+        if kind == "match":
+            ((fname, body),) = spec.items()
+            fields, text = [fname], body["query"]
+        else:
+            fields, text = spec["fields"], spec["query"]
+        words = set(str(text).lower().split())
+        best = max((len(words & set(str(src.get(f, "")).lower().split())) for f in fields), default=0)
+        return float(best) if best else None
     raise AssertionError(f"fake cannot score {kind}")
 
 

@@ -1,4 +1,5 @@
-"""Pure pieces of the Elasticsearch connector: version features, index names, feature names, retrievers."""
+"""Pure pieces of the Lucene connectors: Elasticsearch version features, index names, feature names, BM25,
+retrievers."""
 
 from __future__ import annotations
 
@@ -8,14 +9,13 @@ from hypothesis import strategies as st
 
 from spladebridge.connectors.es_bodies import (
     EsVersion,
-    bm25_query,
-    check_index_name,
     dense_mapping,
     linear_retriever,
     rrf_retriever,
     sparse_mapping,
 )
-from spladebridge.connectors.lucene_queries import FeatureNameError, FeatureNamer
+from spladebridge.connectors.lucene_connector import check_index_name
+from spladebridge.connectors.lucene_queries import FeatureNameError, FeatureNamer, bm25_query
 from spladebridge.encoder.sparse_vector import SparseVector
 
 

@@ -514,9 +514,12 @@ def test_unreachable_cluster_is_a_connector_error_naming_the_host() -> None:
 
 def _existing(es: MiniES, props: dict[str, Any], spec: IndexSpec) -> None:
     """An index made elsewhere: `props` as mapped, with the spladebridge spec in `_meta`."""
-    from spladebridge.connectors.index_meta import spec_to_meta
+    from spladebridge.connectors.index_meta import spec_to_json
 
-    mappings = {"_meta": {"spladebridge": spec_to_meta(spec, "sparse_vector", "ids")}, "properties": props}
+    mappings = {
+        "_meta": {"spladebridge": spec_to_json(spec, sparse_type="sparse_vector", feature_names="ids")},
+        "properties": props,
+    }
     es.indices[spec.name] = {"mappings": mappings, "docs": {}}
 
 

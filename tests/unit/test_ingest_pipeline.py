@@ -1,4 +1,4 @@
-"""The ingest pipeline with fake encoders and an in-memory connector: counts, bad input, retries, resume."""
+"""The ingest pipeline with fake encoders and an in-memory connector: counts, bad input, stops, resume."""
 
 from __future__ import annotations
 
@@ -25,7 +25,6 @@ from spladebridge.readers import ReaderError
 def run(source: Any, connector: MemoryConnector, tmp_path: Path, **kw: Any) -> Any:
     kw.setdefault("checkpoint", tmp_path / "ckpt.json")
     kw.setdefault("dead_letter", tmp_path / "dead.jsonl")
-    kw.setdefault("retry_backoff_s", 0.001)
     return ingest(source, connector, kw.pop("sparse", HashSparseEncoder()), kw.pop("dense", None), **kw)
 
 
@@ -116,7 +115,7 @@ def test_duplicate_ids_last_occurrence_wins_and_are_counted(tmp_path: Path) -> N
     assert conn.upserted_ids.count("d6") == 1
 
 
-def test_engine_failing_mid_run_retries_then_stops_resumably(tmp_path: Path) -> None:
+def test_engine_failing_mid_run_stops_resumably_without_resending(tmp_path: Path) -> None:
     src = write_jsonl(tmp_path / "c.jsonl", corpus(40))
 
     def down_after_three(call: int, docs: list[Document]) -> list[ItemOutcome] | None:
@@ -125,11 +124,11 @@ def test_engine_failing_mid_run_retries_then_stops_resumably(tmp_path: Path) -> 
         return None
 
     conn = MemoryConnector(fail=down_after_three)
-    report = run(src, conn, tmp_path, batch_size=5, max_retries=2)
-    assert report.stopped is not None and "after 3 attempts" in report.stopped
-    assert "engine unreachable" in report.stopped
+    report = run(src, conn, tmp_path, batch_size=5)
+    assert report.stopped is not None and "ConnectionError: engine unreachable" in report.stopped
+    assert "5 documents of this batch were not written" in report.stopped
     assert not report.complete and not report.ok
-    assert report.written == 15 and conn.upsert_calls == 3 + 3  # three good calls, then 1 try + 2 retries
+    assert report.written == 15 and conn.upsert_calls == 3 + 1  # the connector retries; ingest never
     ckpt = json.loads((tmp_path / "ckpt.json").read_text())
     assert ckpt["watermark"] == 15 and ckpt["above"] == [] and ckpt["complete"] is False
 
@@ -144,22 +143,9 @@ def test_engine_failing_mid_run_retries_then_stops_resumably(tmp_path: Path) -> 
     assert conn.state() == reference.state()
 
 
-def test_transient_failures_are_retried_without_stopping(tmp_path: Path) -> None:
-    src = write_jsonl(tmp_path / "c.jsonl", corpus(10))
-    flaky = {"left": 2}
-
-    def flake(call: int, docs: list[Document]) -> list[ItemOutcome] | None:
-        if flaky["left"]:
-            flaky["left"] -= 1
-            raise TimeoutError("timed out")
-        return None
-
-    conn = MemoryConnector(fail=flake)
-    report = run(src, conn, tmp_path, batch_size=10)
-    assert report.ok and report.written == 10 and conn.upsert_calls == 3
-
-
-def test_item_outcomes_retry_retryable_and_dead_letter_permanent(tmp_path: Path) -> None:
+def test_retryable_outcomes_stop_the_run_and_permanent_ones_are_dead_lettered(tmp_path: Path) -> None:
+    """A retryable outcome is what is left after the connector's own retries: ingest does not send it again,
+    it dead-letters the rejected item, keeps what landed, and stops; a resume sends only what is missing."""
     src = write_jsonl(tmp_path / "c.jsonl", corpus(6))
     seen: dict[str, int] = {}
 
@@ -171,7 +157,9 @@ def test_item_outcomes_retry_retryable_and_dead_letter_permanent(tmp_path: Path)
                 out.append(ItemOutcome(d.id, ok=False, status="400", error="mapper_parsing_exception"))
             elif d.id == "d4" and seen["d4"] == 1:
                 out.append(
-                    ItemOutcome(d.id, ok=False, status="429", error="too many requests", retryable=True)
+                    ItemOutcome(
+                        d.id, ok=False, status="429", error="too many requests", retryable=True, attempts=5
+                    )
                 )
             else:
                 out.append(ItemOutcome(d.id, ok=True, status="ok"))
@@ -179,11 +167,28 @@ def test_item_outcomes_retry_retryable_and_dead_letter_permanent(tmp_path: Path)
 
     conn = MemoryConnector(fail=per_item)
     report = run(src, conn, tmp_path, batch_size=6)
-    assert report.written == 5 and report.failed == 1 and report.complete
-    assert seen["d4"] == 2 and seen["d2"] == 1 and seen["d0"] == 1  # only the retryable item went again
+    assert report.stopped == (
+        "the engine still fails after 5 attempts (too many requests); 1 documents of this batch were not written"
+    )
+    assert report.written == 4 and report.failed == 1 and not report.complete and report.pending == 1
+    assert seen == {f"d{i}": 1 for i in range(6)} and conn.upsert_calls == 1  # nothing was sent twice
     [entry] = dead_letters(tmp_path)
     assert entry["id"] == "d2" and entry["stage"] == "write" and "mapper_parsing" in entry["error"]
     assert entry["record"]["text"] == "document number 2 about topic 2"
+
+    resumed = run(src, conn, tmp_path, batch_size=6)
+    assert resumed.complete and resumed.written == 1 and resumed.skipped == 5
+    assert seen["d4"] == 2 and seen["d2"] == 1 and seen["d0"] == 1  # only the unwritten item went again
+    assert len(dead_letters(tmp_path)) == 1 and "d4" in conn.store
+
+
+def test_retry_settings_are_refused_with_where_the_policy_lives(tmp_path: Path) -> None:
+    src = write_jsonl(tmp_path / "c.jsonl", corpus(3))
+    for name, value in (("max_retries", 3), ("retry_backoff_s", 0.5), ("max_backoff_s", 30.0)):
+        with pytest.raises(TypeError, match=f"no longer retries writes, so it takes no {name}") as info:
+            ingest(src, MemoryConnector(), HashSparseEncoder(), **{name: value})
+        assert "RetryPolicy(max_retries=" in str(info.value)
+    assert not (tmp_path / "ckpt.json").exists()
 
 
 def test_one_unencodable_document_fails_alone(tmp_path: Path) -> None:
@@ -243,7 +248,7 @@ def test_writer_bug_is_surfaced_not_lost(tmp_path: Path) -> None:
     def short(call: int, docs: list[Document]) -> list[ItemOutcome]:
         return [ItemOutcome(docs[0].id, ok=True, status="ok")]  # one outcome for many documents
 
-    report = run(src, MemoryConnector(fail=short), tmp_path, batch_size=5, max_retries=0)
+    report = run(src, MemoryConnector(fail=short), tmp_path, batch_size=5)
     assert report.stopped is not None and "1 outcomes for 5 documents" in report.stopped
     assert not report.complete and report.written == 0
 

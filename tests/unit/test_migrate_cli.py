@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from migrate_fakes import HashSparseEncoder, MiniLucene
 
+from spladebridge.connectors.elasticsearch import ElasticsearchConnector
+from spladebridge.connectors.lucene_client import lucene_client
 from spladebridge.migrate import cli
-from spladebridge.migrate.lucene_cluster import ClusterApi
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -70,7 +71,7 @@ def test_reindex_and_dry_run_against_a_cluster(tmp_path: Path, monkeypatch: pyte
     cluster = MiniLucene("elasticsearch")
     cluster.add_index("news-1", {f"n{i}": {"title": f"headline {i}", "text": "story body"} for i in range(7)})
     cluster.aliases["news"] = {"news-1": {}}
-    monkeypatch.setattr(cli, "_http_client", lambda settings, url: ClusterApi(cluster.client()))
+    monkeypatch.setattr(cli, "_http_client", lambda settings, url: lucene_client(cluster.client()))
     out = io.StringIO()
     assert (
         cli.run(
@@ -95,6 +96,13 @@ def test_reindex_and_dry_run_against_a_cluster(tmp_path: Path, monkeypatch: pyte
     report = json.loads(out.getvalue())
     assert code == 0 and report["ok"] and report["verification"]["counts_ok"]
     assert cluster.aliases["news"] == {"news-1-splade": {}} and "news-1" in cluster.indices
+    # what the command produced opens by its alias like any index the connectors made
+    connector = ElasticsearchConnector(client=cluster.client(), index="news")
+    spec = connector.existing_spec()
+    assert (spec.name, spec.sparse_field, spec.text_fields) == ("news", "splade", ("title", "text"))
+    (doc,) = connector.get(["n3"])
+    assert doc is not None and doc.fields == {"title": "headline 3", "text": "story body"}
+    assert doc.sparse is not None and doc.sparse.nnz > 0
 
 
 def test_usage_errors(tmp_path: Path) -> None:

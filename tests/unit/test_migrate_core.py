@@ -80,10 +80,8 @@ def test_checkpoint_after_every_batch_and_resume_without_rewriting(tmp_path: Pat
             return super().write(documents)
 
     first = StoppingTarget()
-    with pytest.raises(MigrationError, match="after 1 attempts"):
-        migrate(
-            RecordFileSource(corpus), first, HashSparseEncoder(), batch_size=6, checkpoint=ck, max_retries=0
-        )
+    with pytest.raises(MigrationError, match="checkpoint stays at the last written batch"):
+        migrate(RecordFileSource(corpus), first, HashSparseEncoder(), batch_size=6, checkpoint=ck)
     assert saved[0]["cursor"] == {"position": 12, "last_id": "d11"} and saved[0]["phase"] == "copy"
     # a second target that already holds what the first run wrote (same engine, reopened)
     second = MemoryTarget()
@@ -120,7 +118,7 @@ def test_failures_are_dead_lettered_and_block_finalize(tmp_path: Path) -> None:
     lines = corpus.read_text().splitlines()
     lines[6] = json.dumps({"_id": "d6", "title": "t", "text": "POISON here"})
     corpus.write_text("\n".join(lines) + "\n")
-    target = MemoryTarget(fail_ids=["d8"], flaky=["d2"])
+    target = MemoryTarget(fail_ids=["d8"])
     dlq = tmp_path / "dead.jsonl"
     report = migrate(
         RecordFileSource(corpus),
@@ -129,14 +127,12 @@ def test_failures_are_dead_lettered_and_block_finalize(tmp_path: Path) -> None:
         batch_size=3,
         checkpoint=tmp_path / "ck.json",
         dead_letter=dlq,
-        retry_backoff_s=0.0,
     )
     stages = {f.stage: f for f in report.failures}
     assert set(stages) == {"read", "encode", "write"}
     assert stages["read"].where == "line 5"
     assert stages["encode"].id == "d6" and "POISON" in stages["encode"].error
     assert stages["write"].id == "d8" and "mapper_parsing" in stages["write"].error
-    assert "d2" in target.docs  # the retryable failure was retried and landed
     entries = [json.loads(line) for line in dlq.read_text().splitlines()]
     assert sorted(e["stage"] for e in entries) == ["encode", "read", "write"]
     assert report.written == 7 and report.failed == 3
@@ -149,22 +145,46 @@ def test_engine_that_keeps_failing_stops_resumably(tmp_path: Path) -> None:
     corpus = _corpus(tmp_path / "c.jsonl", 6)
     ck = tmp_path / "ck.json"
     target = MemoryTarget(raise_times=10)
-    with pytest.raises(MigrationError, match="after 3 attempts"):
-        migrate(
-            RecordFileSource(corpus),
-            target,
-            HashSparseEncoder(),
-            batch_size=3,
-            checkpoint=ck,
-            max_retries=2,
-            retry_backoff_s=0.0,
-        )
+    with pytest.raises(MigrationError, match=r"still fails \(ConnectionError: engine unreachable\)"):
+        migrate(RecordFileSource(corpus), target, HashSparseEncoder(), batch_size=3, checkpoint=ck)
+    assert target.raise_times == 9  # one call: the target retries, migrate never re-sends
     assert json.loads(ck.read_text())["cursor"] is None
     target.raise_times = 0
     report = migrate(
         RecordFileSource(corpus), target, HashSparseEncoder(), batch_size=3, checkpoint=ck, resume=True
     )
     assert report.ok and target.count() == 6
+
+
+def test_a_still_retryable_item_stops_the_copy_before_its_batch_is_checkpointed(tmp_path: Path) -> None:
+    """What the target still reports retryable after its own retries is not sent again here: the batch is
+    not checkpointed, and a resume writes it again (by id, so what landed is not duplicated)."""
+    corpus = _corpus(tmp_path / "c.jsonl", 9)
+    ck, dlq = tmp_path / "ck.json", tmp_path / "dead.jsonl"
+    target = MemoryTarget(fail_ids=["d8"], flaky=["d4"])
+    with pytest.raises(
+        MigrationError, match=r"the target still fails after 1 attempt \(busy\); the checkpoint stays"
+    ):
+        migrate(RecordFileSource(corpus), target, HashSparseEncoder(), batch_size=3, checkpoint=ck,
+                dead_letter=dlq)  # fmt: skip
+    assert target.writes == [["d0", "d1", "d2"], ["d3", "d4", "d5"]]
+    assert json.loads(ck.read_text())["cursor"] == {"position": 3, "last_id": "d2"}
+    assert sorted(target.docs) == ["d0", "d1", "d2", "d3", "d5"]
+    report = migrate(
+        RecordFileSource(corpus), target, HashSparseEncoder(), batch_size=3, checkpoint=ck, resume=True,
+        dead_letter=dlq,
+    )  # fmt: skip
+    assert target.writes[2:] == [["d3", "d4", "d5"], ["d6", "d7", "d8"]]
+    assert sorted(target.docs) == [f"d{i}" for i in range(8)]
+    assert report.totals["written"] == 8 and report.totals["failed"] == 1
+    assert [json.loads(line)["id"] for line in dlq.read_text().splitlines()] == ["d8"]
+
+
+def test_retry_settings_are_refused(tmp_path: Path) -> None:
+    corpus = _corpus(tmp_path / "c.jsonl", 3)
+    refused = r"migrate\(\) no longer retries writes, so it takes no max_retries"
+    with pytest.raises(TypeError, match=refused):
+        migrate(RecordFileSource(corpus), MemoryTarget(), HashSparseEncoder(), max_retries=2)  # type: ignore[arg-type]
 
 
 def test_changed_source_is_detected_on_resume(tmp_path: Path) -> None:
@@ -323,7 +343,6 @@ def test_any_sequence_of_kills_ends_like_one_uninterrupted_run(n: int, batch: in
                     batch_size=batch,
                     checkpoint=ck,
                     resume=True,
-                    max_retries=0,
                     sample_size=5,
                 )
             encoded += len(encoder.texts)

@@ -1,4 +1,6 @@
-"""OpenSearch request bodies: mappings, documents, neural_sparse / rank_feature / knn / match clauses."""
+"""OpenSearch's own bodies: index mappings and settings of the dialect, SEISMIC documents, neural_sparse /
+rank_feature / knn clauses. (The document layout both Lucene engines share is tested in
+test_lucene_documents.py.)"""
 
 from __future__ import annotations
 
@@ -10,43 +12,51 @@ from hypothesis import strategies as st
 from spladebridge.connectors.base import Document, IndexSpec
 from spladebridge.connectors.filters import Filter, Range, Term, Terms
 from spladebridge.connectors.lucene import lucene_dot
+from spladebridge.connectors.lucene_documents import DocumentError, document_from_source, document_source
 from spladebridge.connectors.lucene_queries import FeatureNamer
 from spladebridge.connectors.opensearch import (
-    ID_FIELD,
-    METADATA_FIELD,
-    DocumentError,
     KnnParams,
+    OpenSearchConnector,
     OpenSearchOptions,
     SeismicIndexParams,
     SeismicQueryParams,
-    build_document,
-    build_index_body,
-    filter_clauses,
     knn_clause,
     knn_score_to_similarity,
-    read_document,
     sparse_clause,
     suggest_sparse_scale,
-    text_clause,
 )
-from spladebridge.connectors.token_names import decode_token
 from spladebridge.encoder.sparse_vector import SparseVector
 
 SPEC = IndexSpec(name="docs", dense_dim=3)
 SEISMIC = OpenSearchOptions(sparse_type="sparse_vector")
 
 
-def test_rank_features_index_body_has_knn_text_id_and_keyword_metadata() -> None:
+def _connector(options: OpenSearchOptions | None = None) -> OpenSearchConnector:
+    """A connector that builds bodies only (no request is sent)."""
+    return OpenSearchConnector(client=object(), options=options)
+
+
+def build_index_body(spec: IndexSpec, options: OpenSearchOptions) -> dict:  # type: ignore[type-arg]
+    return _connector(options).index_body(spec)
+
+
+def _filters(value: object, spec: IndexSpec = SPEC) -> list:  # type: ignore[type-arg]
+    return _connector().filters(value, spec)  # type: ignore[arg-type]
+
+
+def test_rank_features_index_body_has_knn_text_sb_meta_and_keyword_metadata() -> None:
     body = build_index_body(SPEC, OpenSearchOptions())
     props = body["mappings"]["properties"]
     assert props["splade"] == {"type": "rank_features"}
     assert props["dense"]["type"] == "knn_vector" and props["dense"]["dimension"] == 3
     assert props["dense"]["method"]["space_type"] == "innerproduct"
     assert props["title"]["type"] == "text" and props["title"]["fields"]["keyword"]["type"] == "keyword"
-    assert props[ID_FIELD] == {"type": "keyword"}
+    assert props["sb_meta"] == {"type": "object", "enabled": False}
     assert body["settings"]["index"]["knn"] is True and "sparse" not in body["settings"]["index"]
-    template = body["mappings"]["dynamic_templates"][0]["metadata_strings"]
-    assert template["path_match"] == f"{METADATA_FIELD}.*" and template["mapping"] == {"type": "keyword"}
+    template = body["mappings"]["dynamic_templates"][0]["strings_as_keywords"]
+    assert template["match_mapping_type"] == "string" and template["mapping"]["type"] == "keyword"
+    stored = body["mappings"]["_meta"]["spladebridge"]
+    assert stored["sparse_type"] == "rank_features" and stored["opensearch"] == {"sparse_scale": 1.0}
 
 
 def test_knn_params_go_into_the_hnsw_method() -> None:
@@ -109,58 +119,25 @@ def _doc(**kw: object) -> Document:
     return Document(**base)  # type: ignore[arg-type]
 
 
-def test_document_round_trips_through_source() -> None:
-    doc = _doc()
-    namer = FeatureNamer()
-    source = build_document(doc, SPEC, OpenSearchOptions(), namer)
-    assert source[ID_FIELD] == 7 and source["splade"] == {"3": 0.5, "9": 1.25}
-    back = read_document(source, SPEC, OpenSearchOptions(), namer, "7")
-    assert back.id == 7 and back.fields == doc.fields and back.metadata == doc.metadata
-    assert back.sparse == doc.sparse
-    assert back.dense is not None and doc.dense is not None and np.array_equal(back.dense, doc.dense)
-
-
-def test_vocab_names_are_encoded_tokens_and_decode_back() -> None:
-    vocab = ["[PAD]", "a.b", "##ing", "*"]
-    namer = FeatureNamer(vocab)
-    source = build_document(
-        _doc(sparse=SparseVector([1, 2, 3], [1.0, 2.0, 3.0])), SPEC, OpenSearchOptions(), namer
-    )
-    names = list(source["splade"])
-    assert all("." not in n for n in names)
-    assert [decode_token(n) for n in names] == ["a.b", "##ing", "*"]
-    back = read_document(source, SPEC, OpenSearchOptions(), namer, "7")
-    assert back.sparse == SparseVector([1, 2, 3], [1.0, 2.0, 3.0])
-
-
-@pytest.mark.parametrize(
-    ("doc", "fragment"),
-    [
-        (_doc(id=-1), "integer id must be >= 0"),
-        (_doc(id=""), "must not be empty"),
-        (_doc(id=True), "string or a non-negative integer"),
-        (_doc(dense=np.zeros(4, np.float32)), r"shape \(4,\)"),
-        (_doc(dense=np.array([1.0, np.nan, 0.0], np.float32)), "non-finite value at position 1"),
-        (_doc(fields={"splade": "x"}), "clashes"),
-        (_doc(metadata={"a.b": 1}), "without dots"),
-    ],
-)
-def test_invalid_documents_name_the_problem(doc: Document, fragment: str) -> None:
-    with pytest.raises(DocumentError, match=fragment):
-        build_document(doc, SPEC, OpenSearchOptions(), FeatureNamer())
-
-
 def test_seismic_documents_reject_clipping_and_large_token_ids() -> None:
-    namer = FeatureNamer()
+    seismic = _connector(SEISMIC).layout_for(SPEC, stamp=True)
     with pytest.raises(DocumentError, match="quantization ceiling 3"):
-        build_document(_doc(sparse=SparseVector([1], [3.5])), SPEC, SEISMIC, namer)
+        document_source(_doc(sparse=SparseVector([1], [3.5])), 0, seismic)
     with pytest.raises(DocumentError, match="32768"):
-        build_document(_doc(sparse=SparseVector([40_000], [1.0])), SPEC, SEISMIC, namer)
-    scaled = OpenSearchOptions(sparse_type="sparse_vector", sparse_scale=0.5)
-    source = build_document(_doc(sparse=SparseVector([1], [3.5])), SPEC, scaled, namer)
+        document_source(_doc(sparse=SparseVector([40_000], [1.0])), 0, seismic)
+    scaled = _connector(OpenSearchOptions(sparse_type="sparse_vector", sparse_scale=0.5)).layout_for(
+        SPEC, True
+    )
+    source = document_source(_doc(sparse=SparseVector([1], [3.5])), 0, scaled).source
     assert source["splade"] == {"1": 1.75}
-    back = read_document(source, SPEC, scaled, namer, "7")
+    back = document_from_source("7", source, scaled)
     assert back.sparse == SparseVector([1], [3.5])
+
+
+def test_cosinesimil_refuses_an_all_zero_dense_vector() -> None:
+    layout = _connector(OpenSearchOptions(knn=KnnParams(space_type="cosinesimil"))).layout_for(SPEC, True)
+    with pytest.raises(DocumentError, match="all-zero"):
+        document_source(_doc(dense=np.zeros(3, np.float32)), 0, layout)
 
 
 def test_suggest_sparse_scale_fits_the_largest_weight_under_the_ceiling() -> None:
@@ -170,25 +147,18 @@ def test_suggest_sparse_scale_fits_the_largest_weight_under_the_ceiling() -> Non
     assert suggest_sparse_scale([SparseVector([1], [1.0])], ceiling=3.0) == 1.0  # never stretches
 
 
-def test_filters_address_metadata_fields() -> None:
-    flt = Filter(Term("lang", "en"), Terms("year", [2020, 2021]), Range("score", gte=0.5))
-    clauses = filter_clauses(flt)
+def test_filters_address_top_level_fields_as_on_elasticsearch() -> None:
+    flt = Filter(Term("lang", "en"), Terms("year", [2020, 2021]), Range("score", gte=0.5), Term("title", "A"))
+    clauses = _filters(flt)
     assert [(kind, next(iter(body))) for c in clauses for kind, body in c.items()] == [
-        ("term", "metadata.lang"),
-        ("terms", "metadata.year"),
-        ("range", "metadata.score"),
+        ("term", "lang"),
+        ("terms", "year"),
+        ("range", "score"),
+        ("term", "title.keyword"),  # a text field's exact value: its keyword sub-field
     ]
-    assert clauses[0]["term"]["metadata.lang"] in ("en", {"value": "en"})
-    assert clauses[1]["terms"]["metadata.year"] == [2020, 2021]
-    assert clauses[2]["range"]["metadata.score"] == {"gte": 0.5}
-    assert filter_clauses(None) == []
-
-
-def test_a_filter_on_a_text_field_uses_its_keyword_sub_field_as_on_elasticsearch() -> None:
-    (clause,) = filter_clauses(Term("title", "A"), SPEC)
-    assert list(clause["term"]) == ["title.keyword"]
-    (meta,) = filter_clauses(Term("title", "A"))  # without the spec every field is a metadata key
-    assert list(meta["term"]) == ["metadata.title"]
+    assert clauses[1]["terms"]["year"] == [2020, 2021]
+    assert clauses[2]["range"]["score"] == {"gte": 0.5}
+    assert _filters(None) == []
 
 
 def test_neural_sparse_clause_rescales_weights_above_64_and_reports_the_scale() -> None:
@@ -215,12 +185,17 @@ def test_sparse_clause_keeps_the_largest_weights_within_the_clause_budget() -> N
 
 def test_sparse_clause_with_filter_wraps_in_bool() -> None:
     clause = sparse_clause(
-        SparseVector([1], [1.0]), SPEC, OpenSearchOptions(), FeatureNamer(), k=3, filter=Term("a", 1)
+        SparseVector([1], [1.0]),
+        SPEC,
+        OpenSearchOptions(),
+        FeatureNamer(),
+        k=3,
+        filters=_filters(Term("a", 1)),
     )
     assert clause.query == {
         "bool": {
             "must": [{"neural_sparse": {"splade": {"query_tokens": {"1": 1.0}}}}],
-            "filter": filter_clauses(Term("a", 1)),
+            "filter": [{"term": {"a": {"value": 1}}}],
         }
     }
 
@@ -245,13 +220,18 @@ def test_seismic_clause_carries_method_parameters_filter_and_search_ceiling() ->
         sparse_type="sparse_vector", seismic_query=SeismicQueryParams(k=50, top_n=12, heap_factor=1.2)
     )
     clause = sparse_clause(
-        SparseVector([1, 2], [32.0, 8.0]), SPEC, options, FeatureNamer(), k=100, filter=Term("a", "x")
+        SparseVector([1, 2], [32.0, 8.0]),
+        SPEC,
+        options,
+        FeatureNamer(),
+        k=100,
+        filters=_filters(Term("a", "x")),
     )
     assert clause.query is not None
     body = clause.query["neural_sparse"]["splade"]
     assert body["method_parameters"]["k"] == 100  # raised to the hits asked for
     assert body["method_parameters"]["top_n"] == 12 and body["method_parameters"]["heap_factor"] == 1.2
-    assert body["method_parameters"]["filter"] == {"bool": {"filter": filter_clauses(Term("a", "x"))}}
+    assert body["method_parameters"]["filter"] == {"bool": {"filter": [{"term": {"a": {"value": "x"}}}]}}
     assert max(body["query_tokens"].values()) <= 16.0 and clause.scale == pytest.approx(0.5)
     with pytest.raises(ValueError, match="32768"):
         sparse_clause(SparseVector([40_000], [1.0]), SPEC, options, FeatureNamer(), k=3)
@@ -284,13 +264,13 @@ def test_rescaled_query_ranks_documents_as_the_raw_dot_product(
 
 
 def test_knn_clause_checks_shape_and_puts_filter_inside() -> None:
-    q = knn_clause(np.ones(3, np.float32), SPEC, k=5, filter=Term("lang", "en"))
+    q = knn_clause(np.ones(3, np.float32), SPEC, k=5, filters=_filters(Term("lang", "en")))
     assert q == {
         "knn": {
             "dense": {
                 "vector": [1.0, 1.0, 1.0],
                 "k": 5,
-                "filter": {"bool": {"filter": filter_clauses(Term("lang", "en"))}},
+                "filter": {"bool": {"filter": [{"term": {"lang": {"value": "en"}}}]}},
             }
         }
     }
@@ -298,13 +278,6 @@ def test_knn_clause_checks_shape_and_puts_filter_inside() -> None:
         knn_clause(np.ones(4, np.float32), SPEC, k=5)
     with pytest.raises(ValueError, match="10000"):
         knn_clause(np.ones(3, np.float32), SPEC, k=20_000)
-
-
-def test_text_clause_is_match_for_one_field_and_multi_match_for_several() -> None:
-    assert text_clause("hi", IndexSpec(name="a", dense_field=None, text_fields=("text",))) == {
-        "match": {"text": {"query": "hi"}}
-    }
-    assert text_clause("hi", SPEC)["multi_match"]["fields"] == ["title", "text"]
 
 
 @pytest.mark.parametrize(

@@ -23,11 +23,10 @@ from spladebridge.connectors.bulk import BulkConfig
 from spladebridge.connectors.filters import Term
 from spladebridge.connectors.http_settings import HttpSettings, Secret
 from spladebridge.connectors.lucene import lucene_dot
+from spladebridge.connectors.lucene_documents import META_FIELD
 from spladebridge.connectors.opensearch import (
-    ID_FIELD,
     OpenSearchConnector,
     OpenSearchOptions,
-    filter_clauses,
 )
 from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.hybrid import RRF, HybridSearcher
@@ -87,9 +86,9 @@ def test_reopening_with_a_different_scale_or_naming_is_refused() -> None:
     _connector(fake, sparse_scale=0.5)
     with pytest.raises(ConnectorError, match=r"sparse_scale=0\.5"):
         OpenSearchConnector(client=fake.client(), index="docs").count()
-    with pytest.raises(ConnectorError, match="feature names as ids"):
+    with pytest.raises(ConnectorError, match="feature names are 'ids'"):
         _connector(fake, sparse_scale=0.5, vocab=["a", "b"])
-    with pytest.raises(ConnectorError, match="no spladebridge spec"):
+    with pytest.raises(ConnectorError, match="not a spladebridge index spec"):
         fake.indices["plain"] = {}
         fake.index_bodies["plain"] = {"mappings": {"properties": {}}}
         OpenSearchConnector(client=fake.client(), index="plain").count()
@@ -137,7 +136,9 @@ def test_a_whole_request_429_is_retried_for_every_item_of_the_chunk() -> None:
 
 
 def test_a_mapping_rejection_fails_that_item_once_without_retry() -> None:
-    fake = FakeOpenSearch(reject=lambda src: "failed to parse field [splade]" if src[ID_FIELD] == 5 else None)
+    fake = FakeOpenSearch(
+        reject=lambda src: "failed to parse field [splade]" if src[META_FIELD]["id"] == 5 else None
+    )
     conn = _connector(fake)
     report = conn.upsert(_docs(7))
     (failed,) = report.failures()
@@ -185,7 +186,7 @@ def test_scan_falls_back_to_scroll_before_2_4(monkeypatch: pytest.MonkeyPatch) -
 
     def fake_scan(client: Any, **kwargs: Any) -> Any:
         calls.append(kwargs)
-        yield {"_id": "x", "_source": {ID_FIELD: "x", "title": "t"}}
+        yield {"_id": "x", "_source": {META_FIELD: {"id": "x", "fields": ["title"]}, "title": "t"}}
 
     monkeypatch.setattr("opensearchpy.helpers.scan", fake_scan)
     (doc,) = list(conn.scan(batch_size=10))
@@ -248,7 +249,9 @@ def test_search_dense_filters_inside_knn() -> None:
     best = sorted(de, key=lambda d: -float(np.dot(d.dense, q)))[:3]  # type: ignore[arg-type]
     assert [h.id for h in hits] == [d.id for d in best]
     body = fake.calls("POST", "/docs/_search")[-1].body
-    assert body["query"]["knn"]["dense"]["filter"] == {"bool": {"filter": filter_clauses(Term("lang", "de"))}}
+    assert body["query"]["knn"]["dense"]["filter"] == {
+        "bool": {"filter": [{"term": {"lang": {"value": "de"}}}]}
+    }
 
 
 def _hybrid(fusion: ServerFusion) -> HybridRequest:
@@ -266,7 +269,10 @@ def test_server_side_hybrid_creates_the_pipeline_once_and_scales_weighted_rrf_sc
     fake = FakeOpenSearch()
 
     def answer(req: Request) -> dict[str, Any]:
-        hits = [{"_id": str(i), "_score": 0.01 * (5 - i), "_source": {ID_FIELD: i}} for i in range(4)]
+        hits = [
+            {"_id": str(i), "_score": 0.01 * (5 - i), "_source": {META_FIELD: {"id": i, "fields": []}}}
+            for i in range(4)
+        ]
         return {"hits": {"hits": hits}}
 
     fake.search_handler = answer

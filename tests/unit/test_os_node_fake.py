@@ -15,7 +15,7 @@ from urllib.parse import unquote
 import pytest
 from os_fake import FakeOpenSearch, Request
 
-from spladebridge.connectors.opensearch import ID_FIELD
+from spladebridge.connectors.lucene_documents import META_FIELD
 
 
 @dataclass
@@ -66,7 +66,7 @@ def test_node_fake_reports_the_created_shard_count_and_pages_on_id() -> None:
     client = fake.client()
     client.indices.create(index="x", body={"settings": {"index": {"number_of_shards": 3}}, "mappings": {}})
     assert client.indices.get_settings(index="x")["x"]["settings"]["index"]["number_of_shards"] == "3"
-    fake.indices["x"] = {"b": {ID_FIELD: "b"}, "a": {}, "c": {}}
+    fake.indices["x"] = {"b": {META_FIELD: {"id": "b"}}, "a": {}, "c": {}}
     pit = client.create_pit(index="x", params={"keep_alive": "1m"})["pit_id"]
     first = client.search(body={"size": 2, "pit": {"id": pit}, "sort": ["_id"]})["hits"]["hits"]
     assert [h["_id"] for h in first] == ["a", "b"]

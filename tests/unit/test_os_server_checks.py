@@ -10,7 +10,8 @@ import pytest
 from test_os_node_fake import NodeFake
 
 from spladebridge.connectors.base import ConnectorError, Document, IndexSpec, ServerFusion
-from spladebridge.connectors.opensearch import ID_FIELD, OpenSearchConnector, OpenSearchOptions
+from spladebridge.connectors.lucene_documents import META_FIELD
+from spladebridge.connectors.opensearch import OpenSearchConnector, OpenSearchOptions
 from spladebridge.encoder.sparse_vector import SparseVector
 
 SPEC = IndexSpec(name="docs", dense_dim=3)
@@ -90,7 +91,7 @@ def test_scan_returns_documents_without_sb_id() -> None:
     assert seen["foreign-2"].fields["title"] == "also without sb_id"
     pages = [r.body for r in fake.requests if r.path == "/_search"]
     assert all(b["sort"] == ["_id"] for b in pages) and pages[1]["search_after"] == ["d1"]
-    assert ID_FIELD not in fake.indices["docs"]["foreign-1"]
+    assert META_FIELD not in fake.indices["docs"]["foreign-1"]
 
 
 def test_scan_falls_back_to_scroll_where_id_fielddata_is_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,7 +121,7 @@ def test_client_exceptions_become_connector_errors_naming_operation_and_index() 
     with pytest.raises(ConnectorError, match=r"cannot scan the index \(index 'docs'\)"):
         list(conn.scan())
     missing = OpenSearchConnector(client=fake.client(), index="nope")
-    with pytest.raises(ConnectorError, match=r"index 'nope' does not exist"):
+    with pytest.raises(ConnectorError, match=r"there is no index 'nope'"):
         missing.count()
 
 

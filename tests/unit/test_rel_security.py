@@ -27,9 +27,9 @@ from spladebridge import cli
 from spladebridge.checkpoint import Checkpoint, CheckpointError
 from spladebridge.config import ConfigError, resolve
 from spladebridge.connectors.base import IndexSpec
-from spladebridge.connectors.es_bodies import check_index_name
 from spladebridge.connectors.filters import Range, Term, Terms
 from spladebridge.connectors.http_settings import HttpSettings, InsecureTLSWarning
+from spladebridge.connectors.lucene_connector import check_index_name
 from spladebridge.connectors.lucene_queries import bm25_query, filter_clauses
 from spladebridge.engines import EngineConfigError, parse_engine_url
 

@@ -1,0 +1,145 @@
+"""Every connector behaves the same way where the engines differ: a fusion the engine cannot run exactly is
+refused by `search_hybrid` with the same error and the reason `server_fusion_problem` gives (and the searcher
+fuses client-side instead, saying why); `lexical=False` refuses BM25 everywhere; the Lucene engines refuse
+`sparse_idf` alike; connectors import nothing from `hybrid`.
+
+Elasticsearch and OpenSearch run against HTTP-level fakes (the official clients run for real); the claims
+about the real engines are in tests/live. Qdrant Edge is the real engine, in-process."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from es_fake import MiniES
+from os_fake import FakeOpenSearch
+
+from spladebridge.connectors.base import (
+    Connector,
+    Document,
+    HybridRequest,
+    IndexSpec,
+    ServerFusion,
+    UnsupportedOperation,
+)
+from spladebridge.connectors.elasticsearch import ElasticsearchConnector
+from spladebridge.connectors.opensearch import OpenSearchConnector
+from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
+from spladebridge.encoder.sparse_vector import SparseVector
+from spladebridge.hybrid import HybridSearcher, WeightedSum
+
+SPEC = IndexSpec(name="docs", dense_dim=3)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _es(spec: IndexSpec, tmp: Path) -> Connector:
+    return ElasticsearchConnector(client=MiniES("9.1.0").client(), spec=spec)
+
+
+def _os(spec: IndexSpec, tmp: Path) -> Connector:
+    return OpenSearchConnector(client=FakeOpenSearch().client(), spec=spec)
+
+
+def _edge(spec: IndexSpec, tmp: Path) -> Connector:
+    return QdrantEdgeConnector(tmp / spec.name, spec)
+
+
+ENGINES: dict[str, Callable[[IndexSpec, Path], Connector]] = {
+    "elasticsearch": _es,
+    "opensearch": _os,
+    "qdrant-edge": _edge,
+}
+#: A fusion no engine runs server-side with the hybrid module's meaning: z-score normalisation.
+UNFUSABLE = ServerFusion("linear", normalizer="zscore")
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def connector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connector]:
+    conn = ENGINES[request.param](SPEC, tmp_path)
+    docs = [
+        Document(
+            i,
+            {"title": f"doc {i}", "text": "apple banana" if i % 2 else "cherry"},
+            {},
+            SparseVector([1, 2 + i], [1.0, 0.5]),
+            np.array([1.0, 0.1 * i, 0.0], np.float32),
+        )
+        for i in range(4)
+    ]
+    report = conn.upsert(docs)
+    assert report.ok
+    conn.flush()
+    yield conn
+    conn.close()
+
+
+def _request(fusion: ServerFusion) -> HybridRequest:
+    return HybridRequest(
+        k=3,
+        candidates=10,
+        fusion=fusion,
+        sparse=SparseVector([1], [1.0]),
+        dense=np.array([1.0, 0.0, 0.0], np.float32),
+        text="apple",
+    )
+
+
+def test_an_unfusable_request_is_refused_the_same_way_with_the_engines_reason(connector: Connector) -> None:
+    problem = connector.server_fusion_problem(UNFUSABLE, 3)
+    assert problem is not None
+    with pytest.raises(UnsupportedOperation, match="cannot fuse this request server-side") as info:
+        connector.search_hybrid(_request(UNFUSABLE))
+    assert problem in str(info.value)
+
+
+def test_the_searcher_falls_back_client_side_and_says_why(connector: Connector) -> None:
+    class Encoder:
+        def encode_query(self, text: str) -> SparseVector:
+            return SparseVector([1], [1.0])
+
+        def encode_queries(self, texts: list[str]) -> list[SparseVector]:
+            return [self.encode_query(t) for t in texts]
+
+    searcher = HybridSearcher(connector, Encoder(), fusion=WeightedSum(normalize="zscore"))
+    hits = searcher.search("apple", k=3)
+    problem = connector.server_fusion_problem(UNFUSABLE, len(searcher.signals))
+    assert hits and problem is not None and searcher.server_fusion_problem == problem
+
+
+@pytest.mark.parametrize("engine", sorted(ENGINES))
+def test_lexical_false_refuses_bm25_on_every_engine(engine: str, tmp_path: Path) -> None:
+    spec = IndexSpec(name="nolex", dense_field=None, lexical=False)
+    conn = ENGINES[engine](spec, tmp_path)
+    try:
+        conn.upsert([Document(1, {"title": "t", "text": "x"}, {}, SparseVector([1], [1.0]))])
+        with pytest.raises(UnsupportedOperation, match="lexical=False"):
+            conn.search_text("x", 3)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_the_lucene_engines_refuse_sparse_idf_alike(engine: str, tmp_path: Path) -> None:
+    conn = ENGINES[engine](IndexSpec(name="idf", sparse_idf=True), tmp_path)
+    with pytest.raises(UnsupportedOperation, match=r"sparse_idf=True.*dot product"):
+        conn.count()  # the spec is ensured on first use, and refused before anything is created
+    conn.close()
+
+
+def test_connectors_import_nothing_from_hybrid() -> None:
+    """Connectors know engines, not fusion: no module of connectors/ imports spladebridge.hybrid."""
+    offenders = []
+    for path in sorted((ROOT / "connectors").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            offenders += [f"{path.name}: {n}" for n in names if n.startswith("spladebridge.hybrid")]
+    assert offenders == []
