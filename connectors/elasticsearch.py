@@ -57,7 +57,11 @@ from spladebridge.connectors.es_bodies import (
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.http_settings import ES_ENV_PREFIX, HttpSettings
 from spladebridge.connectors.lucene import DEFAULT_MAX_CLAUSES, clean_query_vector
-from spladebridge.connectors.lucene_client import INFO_FALLBACK_STATUSES, ElasticsearchClient
+from spladebridge.connectors.lucene_client import (
+    INFO_FALLBACK_STATUSES,
+    NO_TRANSPORT_RETRIES,
+    ElasticsearchClient,
+)
 from spladebridge.connectors.lucene_connector import (
     MAX_RESULT_WINDOW,
     LuceneConnector,
@@ -171,7 +175,7 @@ class ElasticsearchConnector(LuceneConnector):
         self,
         url: str | Sequence[str] | None = None,
         *,
-        client: Elasticsearch | None = None,
+        client: Elasticsearch | ElasticsearchClient | None = None,
         index: str | None = None,
         spec: IndexSpec | None = None,
         api_key: str | tuple[str, str] | None = None,
@@ -418,8 +422,11 @@ class ElasticsearchConnector(LuceneConnector):
 
     def _require_spec(self) -> IndexSpec:
         self._check_open()
-        self.node  # noqa: B018 - first learn the server's major (it sets the media types every request uses)
+        self.prepare_reads()
         return super()._require_spec()
+
+    def prepare_reads(self) -> None:
+        self.node  # noqa: B018 - first learn the server's major (it sets the media types every request uses)
 
     def prepare(self, spec: IndexSpec) -> None:
         self.node  # noqa: B018 - the media types every request uses
@@ -555,16 +562,16 @@ class ElasticsearchConnector(LuceneConnector):
     ) -> dict[str, Any]:
         spec = self._require_spec()
         check_k(k)
-        knn = self._knn(vector, k, self.filters(filter, spec))
-        return {
-            "size": k,
-            "knn": knn,
-            "track_total_hits": False,
-            "_source": {"excludes": self.source_excludes(spec)},
-        }
+        return self._knn_body(k, self._knn(vector, k, self.filters(filter, spec)), spec)
 
     def hybrid_search_body(self, request: HybridRequest) -> dict[str, Any] | None:
         """The retriever body for `request`; UnsupportedOperation says why when the cluster cannot fuse it."""
+        return self._hybrid_plan(request)[0]
+
+    def _hybrid_plan(self, request: HybridRequest) -> tuple[dict[str, Any] | None, float]:
+        """The body, and the factor a lone sparse query's scores are divided by. A sparse query rescaled
+        under `max_query_weight` has its linear weight divided by that scale, so that every signal's score
+        is the one `search_sparse` reports (the dot product) and `normalizer="none"` sums the same scores."""
         spec = self._require_spec()
         signals = self.check_hybrid(request)
         fusion = request.fusion
@@ -573,25 +580,21 @@ class ElasticsearchConnector(LuceneConnector):
         filters = self.filters(request.filter, spec)
         subs: list[dict[str, Any]] = []
         kept: list[float] = []
+        scales: list[float] = []
         for signal, weight in zip(signals, weights, strict=True):
-            sub = self._signal_section(signal, request, window, filters, spec)
+            sub, scale = self._signal_section(signal, request, window, filters, spec)
             if sub is None or weight == 0:  # an empty query or a zero weight adds nothing to any score
                 continue
             subs.append(signal_retriever(signal, sub))
             kept.append(float(weight))
+            scales.append(scale)
         if not subs:
-            return None
-        excludes = {"excludes": self.source_excludes(spec)}
+            return None, 1.0
         if len(subs) == 1:  # fusion of one list keeps its order: run it plainly
             single = subs[0]
             if "knn" in single:
-                return {
-                    "size": request.k,
-                    "knn": single["knn"],
-                    "track_total_hits": False,
-                    "_source": excludes,
-                }
-            return self.search_body(request.k, single["standard"]["query"], spec)
+                return self._knn_body(request.k, single["knn"], spec), 1.0
+            return self.search_body(request.k, single["standard"]["query"], spec), scales[0]
         if fusion.method == "rrf":
             unweighted = all(w == 1.0 for w in kept)
             retriever = rrf_retriever(
@@ -602,11 +605,14 @@ class ElasticsearchConnector(LuceneConnector):
             )
         elif fusion.method == "linear":
             retriever = linear_retriever(
-                subs, weights=kept, normalizer=_NORMALIZERS[fusion.normalizer], rank_window_size=window
+                subs,
+                weights=[w / scale for w, scale in zip(kept, scales, strict=True)],
+                normalizer=_NORMALIZERS[fusion.normalizer],
+                rank_window_size=window,
             )
         else:
             raise UnsupportedOperation(f"Elasticsearch has no {fusion.method!r} fusion")
-        return {"size": request.k, "retriever": retriever, "track_total_hits": False, "_source": excludes}
+        return self.search_body(request.k, None, spec, retriever=retriever), 1.0
 
     def _signal_section(
         self,
@@ -615,19 +621,24 @@ class ElasticsearchConnector(LuceneConnector):
         window: int,
         filters: list[dict[str, Any]],
         spec: IndexSpec,
-    ) -> dict[str, Any] | None:
+    ) -> tuple[dict[str, Any] | None, float]:
         if signal == "sparse":
             assert request.sparse is not None
-            return self.sparse_query(request.sparse, window, filters).query
+            sparse = self.sparse_query(request.sparse, window, filters)
+            return sparse.query, sparse.scale
         if signal == "dense":
             assert request.dense is not None
-            return self._knn(request.dense, window, filters)
+            return self._knn(request.dense, window, filters), 1.0
         assert request.text is not None
-        return filtered(self.text_query(request.text, spec), filters)
+        return filtered(self.text_query(request.text, spec), filters), 1.0
 
     def _hybrid(self, request: HybridRequest, spec: IndexSpec) -> list[Hit]:
-        body = self.hybrid_search_body(request)
-        return [] if body is None else self.run_search(body, request.k, what="run a hybrid search")
+        body, scale = self._hybrid_plan(request)
+        return [] if body is None else self.run_search(body, request.k, scale, what="run a hybrid search")
+
+    def _knn_body(self, size: int, knn: Mapping[str, Any], spec: IndexSpec) -> dict[str, Any]:
+        """A `_search` body with a top-level `knn` section (Elasticsearch's kNN search)."""
+        return self.search_body(size, None, spec, knn=dict(knn))
 
     # -- reads ------------------------------------------------------------------------------------------
 
@@ -671,8 +682,9 @@ def _dotted(group: Mapping[str, Any], prefix: str) -> Iterator[tuple[str, Any]]:
 
 def _build_client(settings: HttpSettings) -> Elasticsearch:
     """An Elasticsearch client for `settings`: orjson where installed (several times faster on vector-heavy
-    bulk bodies) and `CompatTransport` (speaks to servers of an older major)."""
-    kwargs = settings.to_client_kwargs("elasticsearch")
+    bulk bodies), `CompatTransport` (speaks to servers of an older major), and no transport retries (the
+    connector's `RetryPolicy` is the only one)."""
+    kwargs = {**settings.to_client_kwargs("elasticsearch"), **NO_TRANSPORT_RETRIES}
     if _OrjsonSerializer is not None:
         kwargs["serializer"] = _OrjsonSerializer()
     kwargs["transport_class"] = CompatTransport

@@ -9,6 +9,7 @@ The connectors and the migration use this layer; neither talks to the client dir
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -19,6 +20,7 @@ from urllib.parse import quote
 from spladebridge.connectors.base import ConnectorError, IndexNotFound, ItemOutcome, WriteReport
 from spladebridge.connectors.bulk import BulkAction, BulkConfig, StreamingBulk, run_bulk
 from spladebridge.connectors.http_settings import HttpSettings, redact_userinfo
+from spladebridge.connectors.retry import RetryPolicy
 
 __all__ = [
     "ClientFailure",
@@ -34,6 +36,10 @@ T = TypeVar("T")
 Dialect: TypeAlias = Literal["elasticsearch", "opensearch"]
 #: `GET /` answers that mean "not served here" (a trimmed Elasticsearch distribution answers 405).
 INFO_FALLBACK_STATUSES = frozenset({403, 404, 405, 410, 501})
+#: Answers a call may not get when sent again a moment later.
+TRANSIENT_STATUSES = frozenset({429, 502, 503, 504})
+#: Client arguments that turn the transport's own retries off: `RetryPolicy` is the only one.
+NO_TRANSPORT_RETRIES: dict[str, Any] = {"max_retries": 0, "retry_on_status": (), "retry_on_timeout": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,9 @@ class LuceneClient:
         self.redact = redact
         #: The resolved connection settings, when this object built the client (None for a given client).
         self.settings: HttpSettings | None = None
+        #: The one retry policy: reads (`call(..., idempotent=True)`) are re-called under it, bulk items
+        #: re-sent under it (`run_bulk`); the clients this class builds retry nothing themselves.
+        self.retry: RetryPolicy = RetryPolicy()
 
     @classmethod
     def open(
@@ -102,6 +111,10 @@ class LuceneClient:
         connection_args = (url, api_key, username, password, ca_certs, verify_certs, settings)
         if client is not None and any(a is not None for a in connection_args):
             raise ValueError("pass either a client or connection settings (url, api_key, ...), not both")
+        if isinstance(client, cls):  # this layer's own wrapper (a migration's): keep its settings
+            return client
+        if isinstance(client, LuceneClient):
+            raise TypeError(f"a {type(client).__name__} cannot serve {cls.engine_label}")
         if client is not None:
             return cls(client)
         resolved = settings or HttpSettings.resolve(
@@ -133,6 +146,7 @@ class LuceneClient:
     def error(self, what: str, exc: BaseException, index: str | None = None) -> ConnectorError:
         """The ConnectorError for `exc` raised while doing `what` (IndexNotFound for a missing index)."""
         failure = self.failure(exc) or ClientFailure(None, type(exc).__name__, str(exc))
+        failure = dataclasses.replace(failure, reason=self.redact(failure.reason))
         on = f" (index {index!r})" if index is not None else ""
         detail = f"{self.where} is {failure.text()}" if failure.unreachable else failure.text()
         message = self.redact(f"{self.dialect}: cannot {what}{on}: {detail}")
@@ -146,9 +160,19 @@ class LuceneClient:
             reason=failure.reason,
         )
 
-    def call(self, what: str, fn: Callable[[], T], index: str | None = None) -> T:
-        """Run one client call; its exceptions become `ConnectorError` (see `error`)."""
+    def transient(self, exc: BaseException) -> bool:
+        """Whether a failed call may succeed when sent again: unreachable, 429, 502, 503, 504."""
+        failure = self.failure(exc)
+        return failure is not None and (failure.unreachable or failure.status in TRANSIENT_STATUSES)
+
+    def call(
+        self, what: str, fn: Callable[[], T], index: str | None = None, *, idempotent: bool = False
+    ) -> T:
+        """Run one client call; its exceptions become `ConnectorError` (see `error`). An `idempotent` call
+        (a read) is called again under `retry` while it fails transiently."""
         try:
+            if idempotent:
+                return self.retry.call(fn, retry_if=self.transient)
             return fn()
         except ConnectorError:
             raise
@@ -160,43 +184,26 @@ class LuceneClient:
 
     # -- cluster ----------------------------------------------------------------------------------------
 
-    def info(self) -> dict[str, Any]:
-        """`GET /`, or the local node's version (and modules) where `GET /` is not served."""
-        try:
-            info: dict[str, Any] = _body(self.client.info())
-            return info
-        except Exception as exc:
-            failure = self.failure(exc)
-            if failure is None or failure.status not in INFO_FALLBACK_STATUSES:
-                raise self.error("read the server version", exc) from None
-            first = failure.text()
-        try:
-            nodes = _body(
-                self.client.nodes.info(
-                    node_id="_local",
-                    filter_path=["nodes.*.version", "nodes.*.build_flavor", "nodes.*.modules.name"],
-                )
-            )
-        except Exception as exc:
-            raise self.error(
-                f"read the server version (GET / answered {first}; GET /_nodes/_local)", exc
-            ) from None
-        node = next(iter(dict(nodes.get("nodes") or {}).values()), None)
-        if not isinstance(node, Mapping) or "version" not in node:
-            raise ConnectorError(f"{self.where} answers neither GET / ({first}) nor GET /_nodes/_local")
-        return {"version": {"number": str(node["version"]), "build_flavor": node.get("build_flavor")}}
-
     # -- index admin ------------------------------------------------------------------------------------
 
     def exists(self, index: str) -> bool:
         return bool(
-            _body(self.call("check the index", lambda: self.client.indices.exists(index=index), index))
+            _body(
+                self.call(
+                    "check the index", lambda: self.client.indices.exists(index=index), index, idempotent=True
+                )
+            )
         )
 
     def mappings(self, index: str) -> dict[str, Any]:
         """The index's mappings (IndexNotFound when there is no such index)."""
         response = _body(
-            self.call("read the mapping", lambda: self.client.indices.get_mapping(index=index), index)
+            self.call(
+                "read the mapping",
+                lambda: self.client.indices.get_mapping(index=index),
+                index,
+                idempotent=True,
+            )
         )
         entry = response.get(index) or next(iter(response.values()), None)
         if not isinstance(entry, Mapping):
@@ -206,7 +213,12 @@ class LuceneClient:
     def index_settings(self, index: str) -> dict[str, Any]:
         """`settings.index` of the index (flat keys as the engine returns them)."""
         response = _body(
-            self.call("read the index settings", lambda: self.client.indices.get_settings(index=index), index)
+            self.call(
+                "read the index settings",
+                lambda: self.client.indices.get_settings(index=index),
+                index,
+                idempotent=True,
+            )
         )
         entry: Mapping[str, Any] = response.get(index) or next(iter(response.values()), {})
         return dict((entry.get("settings") or {}).get("index") or {})
@@ -230,9 +242,13 @@ class LuceneClient:
 
     def aliases(self, name: str) -> dict[str, dict[str, Any]] | None:
         """`{index: alias options}` for the alias `name`, or None when no alias has that name."""
-        if not _body(self.call("check the alias", lambda: self.client.indices.exists_alias(name=name))):
+        if not _body(
+            self.call("check the alias", lambda: self.client.indices.exists_alias(name=name), idempotent=True)
+        ):
             return None
-        response = _body(self.call("read the alias", lambda: self.client.indices.get_alias(name=name)))
+        response = _body(
+            self.call("read the alias", lambda: self.client.indices.get_alias(name=name), idempotent=True)
+        )
         return {
             index: dict((entry.get("aliases") or {}).get(name) or {}) for index, entry in response.items()
         }
@@ -250,7 +266,9 @@ class LuceneClient:
 
     def count(self, index: str) -> int:
         return int(
-            _body(self.call("count documents", lambda: self.client.count(index=index), index))["count"]
+            _body(
+                self.call("count documents", lambda: self.client.count(index=index), index, idempotent=True)
+            )["count"]
         )
 
     def search(
@@ -260,7 +278,9 @@ class LuceneClient:
         kwargs: dict[str, Any] = {"body": dict(body), **self.search_params(params)}
         if index is not None:
             kwargs["index"] = index
-        response: dict[str, Any] = _body(self.call(what, lambda: self.client.search(**kwargs), index))
+        response: dict[str, Any] = _body(
+            self.call(what, lambda: self.client.search(**kwargs), index, idempotent=True)
+        )
         return response
 
     def search_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -274,14 +294,20 @@ class LuceneClient:
         raise NotImplementedError
 
     def mget(self, index: str, ids: Sequence[str], *, with_vectors: bool = False) -> list[dict[str, Any]]:
-        """Documents by `_id` with their `_source`, in the order asked (`found: false` where absent)."""
+        """Documents by `_id` with their `_source`, in the order asked (`found: false` where absent); with
+        `with_vectors`, vector fields included where the engine would leave them out."""
         response = _body(
-            self.call("read documents", lambda: self.client.mget(index=index, body={"ids": list(ids)}), index)
+            self.call(
+                "read documents", lambda: self.mget_request(index, ids, with_vectors), index, idempotent=True
+            )
         )
         docs = [dict(d) for d in response.get("docs", [])]
         if len(docs) != len(ids):
             raise ConnectorError(f"{self.dialect}: mget answered {len(docs)} of {len(ids)} ids", index=index)
         return docs
+
+    def mget_request(self, index: str, ids: Sequence[str], with_vectors: bool) -> Any:
+        return self.client.mget(index=index, body={"ids": list(ids)})
 
     # -- writes -----------------------------------------------------------------------------------------
 
@@ -289,18 +315,22 @@ class LuceneClient:
         raise NotImplementedError
 
     def retryable_exceptions(self) -> tuple[type[BaseException], ...]:
-        """Connection failures that bulk writes retry (the transport already retried the request)."""
+        """Connection failures that bulk writes re-send under `retry` (the transport retries nothing)."""
         raise NotImplementedError
 
     def bulk(self, actions: Iterable[BulkAction | ItemOutcome], config: BulkConfig) -> WriteReport:
-        """Bulk writes with per-item outcomes (`connectors.bulk.run_bulk`, one retry policy)."""
+        """Bulk writes with per-item outcomes (`connectors.bulk.run_bulk`, under `config.retry`)."""
         return run_bulk(
             self.streaming_bulk(),
-            self.client,
+            self.bulk_client(),
             actions,
             config,
             retryable_exceptions=self.retryable_exceptions(),
         )
+
+    def bulk_client(self) -> Any:
+        """The client bulk requests go through: one whose transport does not retry them on its own."""
+        return self.client
 
     def close(self) -> None:
         try:
@@ -371,30 +401,29 @@ class ElasticsearchClient(LuceneClient):
         except Exception as exc:  # it expires by itself after keep_alive; never hide the caller's outcome
             log.warning("elasticsearch: could not close the point in time: %s", exc)
 
-    def mget(self, index: str, ids: Sequence[str], *, with_vectors: bool = False) -> list[dict[str, Any]]:
+    def mget_request(self, index: str, ids: Sequence[str], with_vectors: bool) -> Any:
         """On 9.2+ vectors are left out of `_source` unless asked for, and the client's `mget` has no such
-        parameter: the request is sent as is with `_source_exclude_vectors=false`."""
+        parameter: the request is then sent as is with `_source_exclude_vectors=false`."""
         if not (with_vectors and self.exclude_source_vectors):
-            return super().mget(index, ids)
-
-        def send() -> Any:
-            return self.client.perform_request(
-                "POST",
-                f"/{quote(index, safe='')}/_mget",
-                params={"_source_exclude_vectors": "false"},
-                headers={"accept": "application/json", "content-type": "application/json"},
-                body={"ids": list(ids)},
-            )
-
-        docs = [dict(d) for d in _body(self.call("read documents", send, index)).get("docs", [])]
-        if len(docs) != len(ids):
-            raise ConnectorError(f"elasticsearch: mget answered {len(docs)} of {len(ids)} ids", index=index)
-        return docs
+            return super().mget_request(index, ids, with_vectors)
+        return self.client.perform_request(
+            "POST",
+            f"/{quote(index, safe='')}/_mget",
+            params={"_source_exclude_vectors": "false"},
+            headers={"accept": "application/json", "content-type": "application/json"},
+            body={"ids": list(ids)},
+        )
 
     def streaming_bulk(self) -> StreamingBulk:
         from elasticsearch.helpers import streaming_bulk
 
         return streaming_bulk
+
+    def bulk_client(self) -> Any:
+        """A given client keeps its transport retries for other calls; bulk requests turn them off, so a
+        document is sent at most `retry.max_retries + 1` times."""
+        options = getattr(self.client, "options", None)
+        return options(**NO_TRANSPORT_RETRIES) if callable(options) else self.client
 
     def retryable_exceptions(self) -> tuple[type[BaseException], ...]:
         from elastic_transport import ConnectionError as TransportConnectionError
@@ -404,7 +433,9 @@ class ElasticsearchClient(LuceneClient):
 
 
 class OpenSearchClient(LuceneClient):
-    """The `opensearch-py` client's dialect."""
+    """The `opensearch-py` client's dialect. opensearch-py has no per-request retry setting: a client you
+    build yourself should say `max_retries=0` (as the connector's own does), or its transport retries each
+    bulk request on top of `retry`."""
 
     dialect: ClassVar[Dialect] = "opensearch"
     engine_label: ClassVar[str] = "OpenSearch"

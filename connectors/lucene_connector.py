@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 from abc import abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -36,7 +35,6 @@ from spladebridge.connectors.base import (
     IndexNotFound,
     IndexSpec,
     ItemOutcome,
-    ServerFusion,
     Signal,
     UnsupportedOperation,
     WriteReport,
@@ -45,6 +43,7 @@ from spladebridge.connectors.bulk import BulkAction, BulkConfig
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_from_json, spec_to_json
 from spladebridge.connectors.lucene import DEFAULT_MAX_CLAUSES, truncate_9bit
+from spladebridge.connectors.lucene_client import ElasticsearchClient as ElasticsearchClientType
 from spladebridge.connectors.lucene_client import LuceneClient
 from spladebridge.connectors.lucene_documents import (
     META_FIELD,
@@ -133,15 +132,15 @@ def lucene_connector(
     vocab: Sequence[str] | None = None,
     bulk: BulkConfig | None = None,
 ) -> LuceneConnector:
-    """The dialect connector on `cluster`'s client (which the caller keeps and closes)."""
-    if cluster.dialect == "elasticsearch":
+    """The dialect connector on `cluster` (its client, settings and redaction; the caller keeps and closes it)."""
+    if isinstance(cluster, ElasticsearchClientType):
         from spladebridge.connectors.elasticsearch import ElasticsearchConnector
 
-        return ElasticsearchConnector(client=cluster.client, index=index, spec=spec, vocab=vocab, bulk=bulk)
+        return ElasticsearchConnector(client=cluster, index=index, spec=spec, vocab=vocab, bulk=bulk)
     from spladebridge.connectors.opensearch import OpenSearchConnector, OpenSearchOptions
 
     options = OpenSearchOptions(vocab=vocab, bulk=bulk or BulkConfig())
-    return OpenSearchConnector(client=cluster.client, index=index, spec=spec, options=options)
+    return OpenSearchConnector(client=cluster, index=index, spec=spec, options=options)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +185,7 @@ class LuceneConnector(Connector):
         self.cluster = cluster
         self.namer = namer
         self.bulk_config = bulk
+        cluster.retry = bulk.retry  # reads are re-called under the same policy as writes
         self.scan_keep_alive = scan_keep_alive
         self.max_query_terms = max_query_terms
         self.spec: IndexSpec | None = None
@@ -206,6 +206,7 @@ class LuceneConnector(Connector):
     @retry.setter
     def retry(self, policy: RetryPolicy) -> None:
         self.bulk_config = dataclasses.replace(self.bulk_config, retry=policy)
+        self.cluster.retry = policy
 
     @property
     def client(self) -> Any:
@@ -394,11 +395,31 @@ class LuceneConnector(Connector):
         self._adopt(spec)
 
     def existing_spec(self) -> IndexSpec:
-        """The spec stored in the named index's mapping `_meta`; never creates anything (IndexNotFound when
-        there is no such index)."""
-        if self.spec is None and self._pending_spec is None and self._index_name is None:
+        """The spec of the existing index this connector names (`index=`, or the name of the `spec=` it was
+        given, which is then checked against the index); never creates anything (IndexNotFound when there
+        is no such index)."""
+        self._check_open()
+        if self.spec is not None:
+            return self.spec
+        pending = self._pending_spec
+        name = pending.name if pending is not None else self._index_name
+        if name is None:
             raise IndexNotFound("no index named: pass index=... or spec=...")
-        return self._require_spec()
+        self.prepare_reads()
+        if pending is None:
+            self._open_existing(name)
+        elif not self.cluster.exists(name):
+            raise IndexNotFound(
+                f"there is no index {name!r} on this {self.cluster.engine_label} cluster", index=name
+            )
+        else:
+            self._adopt(pending)
+            self._pending_spec = None
+        assert self.spec is not None
+        return self.spec
+
+    def prepare_reads(self) -> None:
+        """What the dialect must learn before its first request (Elasticsearch: the server's major)."""
 
     @property
     def index(self) -> str:
@@ -553,14 +574,18 @@ class LuceneConnector(Connector):
     def source_excludes(self, spec: IndexSpec) -> list[str]:
         return [spec.sparse_field] + ([spec.dense_field] if spec.dense_field else [])
 
-    def search_body(self, size: int, query: Mapping[str, Any], spec: IndexSpec) -> dict[str, Any]:
-        """A `_search` body; totals are not tracked (lets Lucene skip non-competitive hits)."""
-        return {
-            "size": size,
-            "query": dict(query),
-            "track_total_hits": False,
-            "_source": {"excludes": self.source_excludes(spec)},
-        }
+    def search_body(
+        self, size: int, query: Mapping[str, Any] | None, spec: IndexSpec, **sections: Any
+    ) -> dict[str, Any]:
+        """A `_search` body (a `query`, and other top-level `sections` such as Elasticsearch's `knn` or
+        `retriever`); the vector fields are left out of `_source`, and totals are not tracked (lets Lucene
+        skip non-competitive hits)."""
+        body: dict[str, Any] = {"size": size, "track_total_hits": False}
+        if query is not None:
+            body["query"] = dict(query)
+        body.update(sections)
+        body["_source"] = {"excludes": self.source_excludes(spec)}
+        return body
 
     def sparse_search_body(
         self, vector: SparseVector, k: int, filter: FilterLike = None
@@ -676,11 +701,6 @@ class LuceneConnector(Connector):
 
     # -- fusion ------------------------------------------------------------------------------------------
 
-    def server_fusion_problem(self, fusion: ServerFusion, sub_queries: int = 2) -> str | None:
-        """Why this engine cannot run `fusion` over `sub_queries` signals with exactly the hybrid module's
-        semantics, or None when it can."""
-        return super().server_fusion_problem(fusion, sub_queries)
-
     @abstractmethod
     def capabilities(self) -> Capabilities:
         """What this engine can do."""
@@ -721,8 +741,3 @@ def _one_text_analyzer(props: Mapping[str, Any], fields: Sequence[str]) -> bool:
         return False
     analyzers = {(m.get("analyzer"), m.get("search_analyzer", m.get("analyzer"))) for m in mappings}
     return len(analyzers) == 1
-
-
-def finite_positive(value: float | None, name: str) -> None:
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be positive and finite, got {value!r}")

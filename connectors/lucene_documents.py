@@ -78,6 +78,9 @@ class Layout:
     spec: IndexSpec
     namer: FeatureNamer
     stamp: bool = True
+    #: Read ids and text-field names from `sb_meta` where a document has it (False: `_id` and the spec's
+    #: text fields, as a migration reads a source index whatever wrote it).
+    trust_meta: bool = True
     sparse_scale: float = 1.0
     check_sparse: Callable[[SparseVector], str | None] | None = None
     check_dense: Callable[[NDArray[np.float32]], str | None] | None = None
@@ -235,12 +238,14 @@ def document_from_source(
     spec = layout.spec
     data = dict(source or {})
     meta = data.pop(META_FIELD, None) or {}
-    doc_id = meta.get("id", fallback_id) if isinstance(meta, Mapping) else fallback_id
+    if not layout.trust_meta or not isinstance(meta, Mapping):
+        meta = {}
+    doc_id = meta.get("id", fallback_id)
     sparse_raw = data.pop(spec.sparse_field, None)
     dense_raw = data.pop(spec.dense_field, None) if spec.dense_field else None
     fields: dict[str, str] = {}
     metadata: dict[str, Any] = {}
-    if isinstance(meta, Mapping) and "fields" in meta:
+    if "fields" in meta:
         names = set(meta["fields"])
         for key, value in data.items():
             (fields if key in names else metadata)[key] = value

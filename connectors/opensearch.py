@@ -45,8 +45,8 @@ from spladebridge.connectors.base import (
 from spladebridge.connectors.bulk import StreamingBulk
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.http_settings import OS_ENV_PREFIX, HttpSettings
-from spladebridge.connectors.lucene_client import OpenSearchClient
-from spladebridge.connectors.lucene_connector import LuceneConnector, SparseQuery, check_k
+from spladebridge.connectors.lucene_client import NO_TRANSPORT_RETRIES, OpenSearchClient
+from spladebridge.connectors.lucene_connector import LuceneConnector, SparseQuery, check_k, filtered
 from spladebridge.connectors.lucene_documents import Layout
 from spladebridge.connectors.lucene_queries import FeatureNamer
 from spladebridge.connectors.opensearch_bodies import (
@@ -375,6 +375,12 @@ class OpenSearchConnector(LuceneConnector):
 
     def check_stored(self, spec: IndexSpec, stored: Mapping[str, Any], props: Mapping[str, Any]) -> list[str]:
         problems: list[str] = []
+        if "sb_id" in props and "metadata" in props and "sb_meta" not in props:
+            problems.append(
+                "it was written by spladebridge before OpenSearch shared the Lucene document layout (`sb_id` "
+                "and `metadata.*` instead of top-level metadata and `sb_meta`); re-index it (spladebridge "
+                "index, or migrate --mode copy) to search it with this version"
+            )
         stored_scale = (stored.get(_OS_META_KEY) or {}).get("sparse_scale")
         if stored_scale is not None and float(stored_scale) != self.options.sparse_scale:
             problems.append(
@@ -453,8 +459,7 @@ class OpenSearchConnector(LuceneConnector):
                 "using rank_feature linear clauses (the same dot product)",
                 logging.WARNING,
             )
-        clause = sparse_clause(vector, spec, self.options, self.namer, k=k, filters=filters, neural=neural)
-        return SparseQuery(clause.query, clause.scale, clause.truncated_terms, clause.vector)
+        return sparse_clause(vector, spec, self.options, self.namer, k=k, filters=filters, neural=neural)
 
     def dense_search_body(
         self, vector: NDArray[np.float32], k: int, filter: FilterLike = None
@@ -486,8 +491,6 @@ class OpenSearchConnector(LuceneConnector):
         return signals, queries
 
     def _filtered_text(self, text: str, spec: IndexSpec, filters: list[dict[str, Any]]) -> dict[str, Any]:
-        from spladebridge.connectors.lucene_connector import filtered
-
         return filtered(self.text_query(text, spec), filters)
 
     def ensure_pipeline(self, pipeline: SearchPipeline) -> str:
@@ -537,6 +540,7 @@ class OpenSearchConnector(LuceneConnector):
 
 
 def _build_client(settings: HttpSettings) -> Any:
+    """An OpenSearch client for `settings`, with no transport retries (the `RetryPolicy` is the only one)."""
     from opensearchpy import OpenSearch
 
-    return OpenSearch(**settings.to_client_kwargs("opensearch"))
+    return OpenSearch(**settings.to_client_kwargs("opensearch"), **NO_TRANSPORT_RETRIES)

@@ -25,6 +25,7 @@ from spladebridge.connectors.lucene import (
     MAX_LINEAR_WEIGHT,
     clean_query_vector,
 )
+from spladebridge.connectors.lucene_connector import SparseQuery, filtered
 from spladebridge.connectors.lucene_queries import (
     FeatureNamer,
     rank_features_query,
@@ -40,7 +41,6 @@ __all__ = [
     "SeismicIndexParams",
     "SeismicQueryParams",
     "SpaceType",
-    "SparseClause",
     "SparseFieldType",
     "knn_clause",
     "knn_score_to_similarity",
@@ -235,22 +235,6 @@ def seismic_problem(vector: SparseVector, options: OpenSearchOptions) -> str | N
     return None
 
 
-def _with_filter(query: dict[str, Any], clauses: list[dict[str, Any]]) -> dict[str, Any]:
-    if not clauses:
-        return query
-    return {"bool": {"must": [query], "filter": clauses}}
-
-
-@dataclass(frozen=True, slots=True)
-class SparseClause:
-    """A sparse query clause and the factor its scores must be divided by to give the dot product."""
-
-    query: dict[str, Any] | None
-    scale: float
-    truncated_terms: int = 0
-    vector: SparseVector | None = None  # the query weights as sent (capped, rescaled)
-
-
 def sparse_clause(
     vector: SparseVector,
     spec: IndexSpec,
@@ -260,7 +244,7 @@ def sparse_clause(
     k: int,
     filters: Sequence[Mapping[str, Any]] = (),
     neural: bool = True,
-) -> SparseClause:
+) -> SparseQuery:
     """`neural_sparse` (or, with `neural=False`, `rank_feature` linear clauses) for an exact dot product.
 
     The query keeps its `max_query_terms` largest weights (one boolean clause each) and is rescaled so
@@ -281,7 +265,7 @@ def sparse_clause(
     cleaned = clean_query_vector(vector, max_terms=options.max_query_terms, max_weight=max_weight)
     total_scale = cleaned.scale * options.sparse_scale
     if cleaned.vector.nnz == 0:
-        return SparseClause(None, total_scale, cleaned.truncated_terms)
+        return SparseQuery(None, total_scale, cleaned.truncated_terms)
     tokens = namer.to_features(cleaned.vector)
     if neural:
         body: dict[str, Any] = {"query_tokens": tokens}
@@ -290,7 +274,7 @@ def sparse_clause(
             if clauses:
                 params["filter"] = {"bool": {"filter": clauses}}
             body["method_parameters"] = params
-            return SparseClause(
+            return SparseQuery(
                 {"neural_sparse": {spec.sparse_field: body}},
                 total_scale,
                 cleaned.truncated_terms,
@@ -299,7 +283,7 @@ def sparse_clause(
         query: dict[str, Any] = {"neural_sparse": {spec.sparse_field: body}}
     else:
         query = rank_features_query(spec.sparse_field, tokens)
-    return SparseClause(_with_filter(query, clauses), total_scale, cleaned.truncated_terms, cleaned.vector)
+    return SparseQuery(filtered(query, clauses), total_scale, cleaned.truncated_terms, cleaned.vector)
 
 
 def knn_clause(

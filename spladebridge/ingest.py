@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from spladebridge._callable_module import make_module_callable
 from spladebridge.checkpoint import Checkpoint, SettledPositions
 from spladebridge.connectors.base import Connector, DocId, Document, IndexSpec, WriteReport
+from spladebridge.connectors.retry import RetryPolicy
 from spladebridge.dead_letter import DeadLetterFile
 from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.readers import (
@@ -273,6 +274,17 @@ class _Run:
         self.on_settled = on_settled
         self.base_totals = dict(checkpoint.totals) if checkpoint is not None else {}
         self.thread = threading.Thread(target=self._writer, name="spladebridge-ingest-writer", daemon=True)
+        # The connector waits between its retries; an interrupted run must not sit out that wait: for the
+        # run, its policy sleeps on `discard` (restored by `finish`).
+        self.policy: RetryPolicy | None = None
+        policy = getattr(connector, "retry", None)
+        if isinstance(policy, RetryPolicy):
+            self.policy = policy
+            connector.retry = policy.with_sleep(self._retry_wait)  # type: ignore[attr-defined]
+
+    def _retry_wait(self, seconds: float) -> None:
+        if self.discard.wait(seconds):
+            raise _EngineStop("interrupted while the engine's write was waiting to be retried")
 
     # -- called from the reading thread ---------------------------------------------------------------
 
@@ -302,6 +314,8 @@ class _Run:
             except queue.Full:
                 continue
         self.thread.join()
+        if self.policy is not None:
+            self.connector.retry = self.policy  # type: ignore[attr-defined]
 
     # -- the writer thread ----------------------------------------------------------------------------
 

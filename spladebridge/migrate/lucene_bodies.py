@@ -20,6 +20,7 @@ __all__ = [
     "SHAPE_SETTINGS",
     "UNCOPYABLE_SETTINGS",
     "AddedFields",
+    "alias_add_body",
     "alias_swap_body",
     "bm25_fields",
     "copyable_settings",
@@ -174,6 +175,11 @@ def in_place_mapping_body(
         "properties": dict(vector_mappings),
         "_meta": {**dict(existing_mappings.get("_meta") or {}), **dict(meta)},
     }
+
+
+def alias_add_body(alias: str, index: str) -> dict[str, Any]:
+    """`POST /_aliases`: add `alias` to `index` (clients can move to it before the migration ends)."""
+    return {"actions": [{"add": {"index": index, "alias": alias}}]}
 
 
 def alias_swap_body(

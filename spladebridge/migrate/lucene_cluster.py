@@ -30,6 +30,7 @@ from spladebridge.connectors.lucene_queries import FeatureNamer, bm25_query
 from .lucene_bodies import (
     MIGRATION_META_KEY,
     AddedFields,
+    alias_add_body,
     alias_swap_body,
     bm25_fields,
     in_place_mapping_body,
@@ -82,7 +83,9 @@ class LuceneIndexSource:
         self.sort_field = sort_field
         self.restarts = 0
         self._open_pit: str | None = None
-        self._layout = Layout(self.added.spec(index, self.text_fields), FeatureNamer(), stamp=False)
+        self._layout = Layout(
+            self.added.spec(index, self.text_fields), FeatureNamer(), stamp=False, trust_meta=False
+        )
 
     @property
     def stable_sort(self) -> bool:
@@ -490,7 +493,7 @@ def resolve_reindex(
     if existing is None:
         # the alias does not exist yet: the swap's remove action would fail, so it is added to the old index
         # first (clients can move to it before the migration ends)
-        api.update_aliases({"actions": [{"add": {"index": name, "alias": alias}}]})
+        api.update_aliases(alias_add_body(alias, name))
         return name, alias, {}
     return name, alias, existing[name]
 

@@ -19,13 +19,17 @@ from os_fake import FakeOpenSearch
 
 from spladebridge.connectors.base import (
     Connector,
+    ConnectorError,
     Document,
     HybridRequest,
+    IndexNotFound,
     IndexSpec,
     ServerFusion,
     UnsupportedOperation,
 )
 from spladebridge.connectors.elasticsearch import ElasticsearchConnector
+from spladebridge.connectors.index_meta import spec_to_json
+from spladebridge.connectors.lucene_connector import LuceneConnector
 from spladebridge.connectors.opensearch import OpenSearchConnector
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 from spladebridge.encoder.sparse_vector import SparseVector
@@ -143,3 +147,54 @@ def test_connectors_import_nothing_from_hybrid() -> None:
             )
             offenders += [f"{path.name}: {n}" for n in names if n.startswith("spladebridge.hybrid")]
     assert offenders == []
+
+
+@pytest.mark.parametrize("engine", ["elasticsearch", "opensearch"])
+def test_existing_spec_never_creates_the_index_it_was_given_a_spec_for(engine: str, tmp_path: Path) -> None:
+    conn = ENGINES[engine](IndexSpec(name="fresh", dense_field=None), tmp_path)
+    assert isinstance(conn, LuceneConnector)
+    with pytest.raises(IndexNotFound, match="fresh"):
+        conn.existing_spec()
+    assert not conn.cluster.exists("fresh")
+    conn.close()
+
+
+def test_an_opensearch_index_in_the_old_layout_is_refused_with_what_to_do() -> None:
+    fake = FakeOpenSearch()
+    stored = spec_to_json(IndexSpec(name="old", dense_field=None), sparse_type="rank_features")
+    fake.indices["old"] = {}
+    fake.index_bodies["old"] = {
+        "mappings": {
+            "_meta": {"spladebridge": stored},
+            "properties": {
+                "sb_id": {"type": "keyword"},
+                "metadata": {"type": "object"},
+                "splade": {"type": "rank_features"},
+                "title": {"type": "text"},
+                "text": {"type": "text"},
+            },
+        }
+    }
+    with pytest.raises(
+        ConnectorError, match=r"before OpenSearch shared the Lucene document layout.*re-index"
+    ):
+        OpenSearchConnector(client=fake.client(), index="old").count()
+
+
+def test_elasticsearch_linear_fusion_sums_the_same_sparse_scores_search_sparse_reports() -> None:
+    """A query rescaled under `max_query_weight` is scaled back in `search_sparse`; in a linear retriever
+    its weight is divided by the same factor, so `normalizer="none"` adds up the same scores."""
+    conn = ElasticsearchConnector(client=MiniES("9.1.0").client(), spec=SPEC, max_query_weight=1.0)
+    request = HybridRequest(
+        k=3,
+        candidates=10,
+        fusion=ServerFusion("linear", normalizer="none", weights=(2.0, 1.0)),
+        sparse=SparseVector([1, 2], [4.0, 2.0]),
+        text="apple",
+    )
+    body = conn.hybrid_search_body(request)
+    assert body is not None
+    sparse_sub, text_sub = body["retriever"]["linear"]["retrievers"]
+    sent = sparse_sub["retriever"]["standard"]["query"]["sparse_vector"]["query_vector"]
+    assert sent == {"1": 1.0, "2": 0.5}  # rescaled by 0.25 to fit max_query_weight
+    assert sparse_sub["weight"] == pytest.approx(2.0 / 0.25) and text_sub["weight"] == 1.0

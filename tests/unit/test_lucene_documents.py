@@ -143,3 +143,16 @@ def test_any_document_round_trips_on_both_engines(
         back = document_from_source(str(doc_id), document_source(doc, 0, layout).source, layout)
         assert back.id == doc_id and back.fields == doc.fields and back.metadata == metadata
         assert back.sparse == doc.sparse
+
+
+def test_a_migration_reads_ids_and_text_fields_from_the_index_not_from_sb_meta() -> None:
+    """A source index written by spladebridge still migrates by `_id` and the migration's text fields."""
+    spec = IndexSpec(name="src", text_fields=("title", "body"))
+    source = {"title": "t", "body": "b", META_FIELD: {"id": 5, "fields": ["title"]}}
+    trusted = document_from_source("5", source, Layout(spec, FeatureNamer()), vectors=False)
+    assert trusted.id == 5 and trusted.fields == {"title": "t"}
+    as_source = document_from_source(
+        "5", source, Layout(spec, FeatureNamer(), trust_meta=False), vectors=False
+    )
+    assert as_source.id == "5" and as_source.fields == {"title": "t", "body": "b"}
+    assert META_FIELD not in as_source.metadata

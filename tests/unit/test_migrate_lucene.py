@@ -19,6 +19,7 @@ from spladebridge.connectors.elasticsearch import ElasticsearchConnector
 from spladebridge.connectors.lucene_client import LuceneClient, lucene_client
 from spladebridge.connectors.lucene_connector import LuceneConnector
 from spladebridge.connectors.opensearch import OpenSearchConnector
+from spladebridge.connectors.retry import RetryPolicy
 from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.hybrid.searcher import HybridSearcher
 from spladebridge.migrate import migrate
@@ -335,12 +336,29 @@ def test_other_errors_on_a_saved_pit_are_not_taken_for_expiry() -> None:
     api = lucene_client(cluster.client())
     source = LuceneIndexSource(api, "kb", ("title", "text"))
     first = next(iter(source.read(None, 4)))
-    cluster.fail_pit_search = [(503, "unavailable_shards_exception", "primary shard is not active")]
+    cluster.fail_pit_search = [(500, "search_phase_execution_exception", "all shards failed")]
     with pytest.raises(ConnectorError) as raised:
         next(iter(source.read(first.cursor, 4)))
-    assert raised.value.status == 503 and source.restarts == 0
+    assert raised.value.status == 500 and source.restarts == 0
     assert first.cursor["pit_id"] in cluster.pits  # the saved PIT is neither dropped nor replaced
     assert sum(1 for c in cluster.calls() if c.endswith("/_pit") and c.startswith("POST")) == 1
+
+
+def test_a_transient_error_on_a_page_is_called_again_under_the_one_retry_policy() -> None:
+    cluster = MiniLucene("elasticsearch")
+    cluster.add_index("kb", _docs(9))
+    api = lucene_client(cluster.client())
+    waits: list[float] = []
+    api.retry = RetryPolicy(max_retries=2, initial_backoff=0.5, sleep=waits.append)
+    source = LuceneIndexSource(api, "kb", ("title", "text"))
+    first = next(iter(source.read(None, 4)))
+    cluster.fail_pit_search = [(503, "unavailable_shards_exception", "primary shard is not active")] * 2
+    second = next(iter(source.read(first.cursor, 4)))
+    assert len(second.documents) == 4 and waits == [0.5, 1.0]  # two re-calls, then the page
+    cluster.fail_pit_search = [(503, "unavailable_shards_exception", "primary shard is not active")] * 3
+    with pytest.raises(ConnectorError) as raised:  # three sends in all, then the error
+        next(iter(source.read(second.cursor, 4)))
+    assert raised.value.status == 503 and cluster.fail_pit_search == []
 
 
 # -- a migrated index is an ordinary index ------------------------------------------------------------

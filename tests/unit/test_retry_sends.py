@@ -350,3 +350,27 @@ def test_the_cli_max_retries_sets_the_policy_of_the_connector_it_built() -> None
     # the Lucene connectors keep their policy in the bulk config they write with; the rest of it is kept
     assert es.retry.attempts == 7 and es.bulk_config.retry.attempts == 7 and es.bulk_config.chunk_size == 9
     assert os_.retry.attempts == 7 and os_.bulk_config.chunk_size == 7
+
+
+def test_an_interrupted_ingest_does_not_sit_out_the_connectors_retry_wait() -> None:
+    """During a run the connector's policy waits on the run's discard event, so a second Ctrl-C (discard)
+    ends a 60 s backoff at once; afterwards the connector has its own policy back."""
+    import time
+
+    from spladebridge.ingest import IngestReport, _EngineStop, _Run
+
+    class WithPolicy(MemoryConnector):
+        retry = RetryPolicy(max_retries=3, initial_backoff=60.0)
+
+    conn = WithPolicy()
+    original = conn.retry
+    run = _Run(conn, IngestReport(), None, None, queue_size=2, on_settled=lambda n: None)
+    assert conn.retry is not original and conn.retry.max_retries == 3  # same budget, interruptible waits
+    run.discard.set()
+    started = time.perf_counter()
+    with pytest.raises(_EngineStop, match="interrupted"):
+        conn.retry.sleep(60.0)
+    assert time.perf_counter() - started < 1.0
+    run.thread.start()
+    run.finish(discard=True)
+    assert conn.retry is original
