@@ -196,7 +196,8 @@ class ServerFusion:
     `method="rrf"`: score = sum_i w_i / (rank_constant + rank_i), rank_i 1-based, absent contributes 0.
     `method="dbsf"`: Qdrant's distribution-based score fusion (mean +/- 3 sigma), weighted sum.
     `method="linear"`: sum_i w_i * normalize(score_i) with `normalizer` ("none", "minmax", "l2", "zscore").
-    `weights` line up with the signals of the request in `SIGNALS` order; None means all 1.
+    `weights` line up with the signals of the request in `SIGNALS` order; None means all 1. `signals` names
+    them where the caller knows them (empty: not said), so an engine can tell whether a score scale matters.
     """
 
     method: Literal["rrf", "dbsf", "linear"] = "rrf"
@@ -204,6 +205,7 @@ class ServerFusion:
     weights: tuple[float, ...] | None = None
     normalizer: str = "minmax"
     missing: Literal["zero", "exclude"] = "zero"
+    signals: tuple[Signal, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +330,11 @@ class Connector(ABC):
         if problem is not None:
             engine = self.capabilities().engine
             raise UnsupportedOperation(f"{engine} cannot fuse this request server-side: {problem}")
+
+    def stored_sparse(self, vector: SparseVector) -> SparseVector:
+        """The weights the engine scores a stored document vector with (Lucene keeps 9 significant bits), so
+        that explanations add up to the engine's score."""
+        return vector
 
     def flush(self) -> None:  # noqa: B027 - optional hook, a no-op where writes are immediately durable
         """Make written documents durable and searchable."""

@@ -40,6 +40,7 @@ from spladebridge.connectors.base import (
 from spladebridge.connectors.bulk import BulkConfig
 from spladebridge.connectors.documents import DocumentError, dense_values
 from spladebridge.connectors.es_bodies import (
+    ANALYSIS_COMMON,
     DEFAULT_DENSE_INDEX_OPTIONS,
     MAPPER_EXTRAS,
     RANK_RRF,
@@ -63,6 +64,8 @@ from spladebridge.connectors.lucene_client import (
     ElasticsearchClient,
 )
 from spladebridge.connectors.lucene_connector import (
+    DEFAULT_MIN_NUM_CANDIDATES,
+    DEFAULT_NUM_CANDIDATES_FACTOR,
     MAX_RESULT_WINDOW,
     LuceneConnector,
     SparseQuery,
@@ -90,12 +93,6 @@ log = logging.getLogger(__name__)
 
 #: Connection failures that bulk writes retry (the transport already retried the request itself).
 RETRYABLE_EXCEPTIONS: tuple[type[BaseException], ...] = (_TransportConnectionError, _TransportTimeout)
-#: kNN candidates per shard: k * factor, at least the minimum. With `DEFAULT_DENSE_INDEX_OPTIONS` (float
-#: HNSW m=32, ef_construction=200), 20,000 random 384-d unit vectors force-merged to one segment (the
-#: hardest case: no structure, one graph) and 50 queries, 8.19 measured recall@10 0.872 at 200, 0.994
-#: at 500 and 0.998 at 1,000 candidates (the old 2k = 20 with the server's int8_hnsw: 0.11-0.51).
-DEFAULT_NUM_CANDIDATES_FACTOR = 50.0
-DEFAULT_MIN_NUM_CANDIDATES = 500
 _LICENSED_TIERS = frozenset({"enterprise", "trial"})
 _NORMALIZERS = {"none": "none", "minmax": "minmax", "l2": "l2_norm"}
 _UNREAD = object()
@@ -381,6 +378,8 @@ class ElasticsearchConnector(LuceneConnector):
             notes.append(f"the sparse_vector query needs Elasticsearch 8.15+; this cluster is {version}")
         if not types:
             notes.append("no sparse field type can be searched on this node")
+        if not node.has(ANALYSIS_COMMON):
+            notes.append(node.lacks(ANALYSIS_COMMON, "the English analyzer of BM25 text fields"))
         spec = self.spec
         return Capabilities(
             engine="elasticsearch",
@@ -416,7 +415,7 @@ class ElasticsearchConnector(LuceneConnector):
                 )
         if fusion.method == "rrf" and fusion.rank_constant < 1:
             return "Elasticsearch rrf needs rank_constant >= 1"
-        return None
+        return self.dense_scale_problem(fusion)
 
     # -- index ------------------------------------------------------------------------------------------
 
@@ -521,6 +520,24 @@ class ElasticsearchConnector(LuceneConnector):
     def bm25_combined(self) -> bool:
         return True
 
+    def text_analyzer(self, spec: IndexSpec) -> str | None:
+        """As for every Lucene engine; but the language analyzers live in the analysis-common module, which a
+        trimmed node may lack: then the default falls back to the standard analyzer (and says so), and an
+        analyzer asked for by name is refused."""
+        analyzer = super().text_analyzer(spec)
+        if analyzer is None or self.node.has(ANALYSIS_COMMON):
+            return analyzer
+        if "text_analyzer" in spec.options:
+            raise UnsupportedOperation(self.node.lacks(ANALYSIS_COMMON, f"the {analyzer!r} analyzer"))
+        self.log_once(
+            self.node.lacks(ANALYSIS_COMMON, f"the {analyzer!r} analyzer")
+            + "; text fields use the standard one"
+        )
+        return None
+
+    def similarity_of(self, dense_mapping: Mapping[str, Any]) -> str:
+        return str(dense_mapping.get("similarity") or "cosine")  # the default of indexed dense_vector fields
+
     # -- queries ----------------------------------------------------------------------------------------
 
     def sparse_query(self, vector: SparseVector, k: int, filters: list[dict[str, Any]]) -> SparseQuery:
@@ -550,12 +567,6 @@ class ElasticsearchConnector(LuceneConnector):
             raise UnsupportedOperation(f"index {spec.name!r} has no dense field")
         values = dense_values(vector, spec, "dense query")
         return knn_section(spec.dense_field, values, k, self.num_candidates(k), filters)
-
-    def num_candidates(self, k: int) -> int:
-        """kNN candidates per shard for `k` results: `k * num_candidates_factor`, at least
-        `min_num_candidates`, at most 10,000 (Elasticsearch's limit)."""
-        wanted = max(k, self.min_num_candidates, math.ceil(k * self.num_candidates_factor))
-        return min(MAX_RESULT_WINDOW, wanted)
 
     def dense_search_body(
         self, vector: NDArray[np.float32], k: int, filter: FilterLike = None

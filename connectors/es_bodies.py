@@ -117,6 +117,7 @@ class EsVersion:
 
 
 #: Module / plugin names that features outside the server core come from.
+ANALYSIS_COMMON = "analysis-common"  # the language analyzers (english, ...)
 MAPPER_EXTRAS = "mapper-extras"  # rank_features fields and rank_feature queries
 RANK_RRF = "rank-rrf"  # rrf and linear retrievers (x-pack, also licence-gated)
 XPACK_CORE = "x-pack-core"  # the sparse_vector query

@@ -26,6 +26,7 @@ __all__ = [
     "CleanVector",
     "clean_document_vector",
     "clean_query_vector",
+    "knn_score_to_similarity",
     "lucene_dot",
     "truncate_9bit",
 ]
@@ -93,3 +94,19 @@ def lucene_dot(query: SparseVector, document: SparseVector) -> float:
         return 0.0
     stored = truncate_9bit(document.values[di]).astype(np.float64)
     return float(np.dot(query.values[qi].astype(np.float64), stored))
+
+
+def knn_score_to_similarity(score: float, similarity: str) -> float:
+    """The similarity behind a Lucene kNN `_score`, so that dense scores mean the same on every engine.
+
+    Lucene turns a similarity into a positive score: cosine (`cosine`, OpenSearch `cosinesimil`) and
+    Elasticsearch `dot_product` as (1 + s) / 2; maximum inner product (`max_inner_product`, OpenSearch
+    `innerproduct`) as s + 1 for s >= 0 and 1 / (1 - s) below; `l2_norm` / `l2` as 1 / (1 + d^2), returned as
+    -d^2 (larger is closer)."""
+    if similarity in ("cosine", "cosinesimil", "dot_product"):
+        return 2.0 * score - 1.0
+    if similarity in ("max_inner_product", "innerproduct"):
+        return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
+    if similarity in ("l2_norm", "l2"):
+        return -(1.0 / score - 1.0)
+    raise ValueError(f"unknown dense similarity {similarity!r}")

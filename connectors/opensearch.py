@@ -23,6 +23,7 @@ What is OpenSearch's own:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,6 +46,7 @@ from spladebridge.connectors.base import (
 from spladebridge.connectors.bulk import StreamingBulk
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.http_settings import OS_ENV_PREFIX, HttpSettings
+from spladebridge.connectors.lucene import knn_score_to_similarity
 from spladebridge.connectors.lucene_client import NO_TRANSPORT_RETRIES, OpenSearchClient
 from spladebridge.connectors.lucene_connector import LuceneConnector, SparseQuery, check_k, filtered
 from spladebridge.connectors.lucene_documents import Layout
@@ -58,7 +60,6 @@ from spladebridge.connectors.opensearch_bodies import (
     SeismicIndexParams,
     SeismicQueryParams,
     knn_clause,
-    knn_score_to_similarity,
     seismic_problem,
     sparse_clause,
     suggest_sparse_scale,
@@ -169,6 +170,8 @@ class OpenSearchConnector(LuceneConnector):
             max_query_terms=self.options.max_query_terms,
         )
         self.cluster: OpenSearchClient = cluster
+        self.num_candidates_factor = self.options.num_candidates_factor
+        self.min_num_candidates = self.options.min_num_candidates
         self._info: _ServerInfo | None = None
         self._pipelines: set[str] = set()
         self._shards: dict[str, int] = {}
@@ -262,7 +265,7 @@ class OpenSearchConnector(LuceneConnector):
                     f"before 3.5, OpenSearch's RRF ranks documents per shard and the index has {shards} "
                     "shards; use one shard or fuse client-side"
                 )
-        return None
+        return self.dense_scale_problem(fusion)
 
     def index_shards(self) -> int:
         """The index's primary shard count: `number_of_shards` from its settings when it exists (read once),
@@ -402,6 +405,10 @@ class OpenSearchConnector(LuceneConnector):
                 )
         return problems
 
+    def similarity_of(self, dense_mapping: Mapping[str, Any]) -> str:
+        method = dense_mapping.get("method") or {}
+        return str(method.get("space_type") or dense_mapping.get("space_type") or "l2")  # the k-NN default
+
     def layout_for(self, spec: IndexSpec, stamp: bool) -> Layout:
         options = self.options
 
@@ -466,7 +473,8 @@ class OpenSearchConnector(LuceneConnector):
     ) -> dict[str, Any]:
         spec = self._require_spec()
         check_k(k)
-        return self.search_body(k, knn_clause(vector, spec, k=k, filters=self.filters(filter, spec)), spec)
+        clause = knn_clause(vector, spec, k=self.num_candidates(k), filters=self.filters(filter, spec))
+        return self.search_body(k, clause, spec)
 
     # -- hybrid ---------------------------------------------------------------------------------------
 
@@ -484,7 +492,7 @@ class OpenSearchConnector(LuceneConnector):
                     continue
                 queries.append(clause.query)
             elif signal == "dense" and request.dense is not None:
-                queries.append(knn_clause(request.dense, spec, k=depth, filters=filters))
+                queries.append(knn_clause(request.dense, spec, k=self.num_candidates(depth), filters=filters))
             elif signal == "bm25" and request.text is not None:
                 queries.append(self._filtered_text(request.text, spec, filters))
             signals.append(signal)
@@ -513,9 +521,7 @@ class OpenSearchConnector(LuceneConnector):
         fusion = request.fusion
         if len(signals) != len(all_signals) and fusion.weights is not None:
             kept = [fusion.weights[all_signals.index(s)] for s in signals]
-            fusion = ServerFusion(
-                fusion.method, fusion.rank_constant, tuple(kept), fusion.normalizer, fusion.missing
-            )
+            fusion = dataclasses.replace(fusion, weights=tuple(kept), signals=tuple(signals))
         plan: FusionPlan = plan_fusion(fusion, len(queries))
         name = self.ensure_pipeline(plan.pipeline)
         body = self._hybrid_body(request.candidates, queries, spec)

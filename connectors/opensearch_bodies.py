@@ -43,7 +43,6 @@ __all__ = [
     "SpaceType",
     "SparseFieldType",
     "knn_clause",
-    "knn_score_to_similarity",
     "seismic_problem",
     "sparse_clause",
     "suggest_sparse_scale",
@@ -175,6 +174,9 @@ class OpenSearchOptions:
     vocab: Sequence[str] | None = None
     sparse_scale: float = 1.0
     max_query_terms: int = DEFAULT_MAX_CLAUSES
+    #: k-NN candidates: the `knn` query's `k` is `max(k * factor, min)` (<= 10,000), `size` the hits wanted.
+    num_candidates_factor: float = 50.0
+    min_num_candidates: int = 500
     shards: int = 1
     replicas: int | None = None
     bulk: BulkConfig = field(default_factory=BulkConfig)
@@ -303,13 +305,3 @@ def knn_clause(
     if filters:
         body["filter"] = {"bool": {"filter": [dict(c) for c in filters]}}
     return {"knn": {spec.dense_field: body}}
-
-
-def knn_score_to_similarity(score: float, space_type: SpaceType) -> float:
-    """OpenSearch's k-NN score back to the raw similarity: innerproduct (ip + 1 or 1 / (1 - ip)),
-    cosinesimil ((1 + cos) / 2); for l2 the score 1 / (1 + d^2) is returned as -d^2."""
-    if space_type == "innerproduct":
-        return score - 1.0 if score >= 1.0 else 1.0 - 1.0 / score
-    if space_type == "cosinesimil":
-        return 2.0 * score - 1.0
-    return -(1.0 / score - 1.0)

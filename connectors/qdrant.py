@@ -3,9 +3,11 @@
 The collection holds the SPLADE vectors as a named sparse vector (IDF modifier and on-disk index optional),
 an optional named cosine dense vector, a BM25 sparse vector (Qdrant Edge's embedder, which produces the same
 token ids as Qdrant's server-side BM25, with the IDF modifier) and the payload. The index spec is stored in
-the collection's metadata so a later connector reads it back. Writes are batched, `wait=True`, and retried
-under the connector's `RetryPolicy` on transient errors (connection failures, 408, 429, 5xx): a document is
-sent at most `retry.max_retries + 1` times, isolation of a permanent error included.
+the collection's metadata, with the BM25 corpus statistics (`bm25_stats`, rewritten after every write), so a
+later connector reads both back. The statistics assume one writer at a time: connectors writing the same
+collection at once each count their own writes, and the last one to store wins. Writes are batched,
+`wait=True`, and retried under the connector's `RetryPolicy` on transient errors (connection failures, 408,
+429, 5xx): a document is sent at most `retry.max_retries + 1` times, isolation of a permanent error included.
 """
 
 from __future__ import annotations
@@ -33,10 +35,13 @@ from spladebridge.connectors.ids import PointId
 from spladebridge.connectors.qdrant_base import (
     QdrantLikeConnector,
     ReadyPoint,
+    bm25_encoder,
     hits_from_points,
     vector_name,
 )
 from spladebridge.connectors.qdrant_common import (
+    BM25_STATS_KEY,
+    Bm25Stats,
     FusionPlan,
     bm25_vector_name,
     check_k,
@@ -136,12 +141,11 @@ class QdrantConnector(QdrantLikeConnector):
         self.retry = policy
         self._close_client = close_client
         self._closed = False
-        self._bm25: Any = None
         self._version: tuple[int, ...] | None = None
         self._version_text: str | None = None
         stored = self._read_spec()
         if stored is not None:
-            self._set_spec(stored)
+            self._set_spec(*stored)
         if spec is not None:
             self.ensure_index(spec)
 
@@ -151,11 +155,12 @@ class QdrantConnector(QdrantLikeConnector):
         """Create the collection for `spec`, or check that the existing one matches (else ConnectorError)."""
         self._check_open()
         bm25_vector_name(spec)
+        bm25_encoder(spec)  # the BM25 field name and options fail before anything is created
         name = self._name()
         if self.spec is None:
             stored = self._read_spec()
             if stored is not None:
-                self._set_spec(stored)
+                self._set_spec(*stored)
         if self.spec is not None:
             diffs = spec_differences(spec, self.spec)
             if diffs:
@@ -188,10 +193,10 @@ class QdrantConnector(QdrantLikeConnector):
                 name,
                 vectors_config=dense,
                 sparse_vectors_config=sparse,
-                metadata={METADATA_KEY: spec_to_json(spec)},
+                metadata={METADATA_KEY: self._stored_form(spec, Bm25Stats())},
             ),
         )
-        self._set_spec(spec)
+        self._set_spec(spec, Bm25Stats())
 
     def _adopt(self, spec: IndexSpec) -> None:
         """Use a collection spladebridge did not create, when its vectors fit `spec`."""
@@ -305,6 +310,26 @@ class QdrantConnector(QdrantLikeConnector):
             lambda: self.client.retrieve(self._name(), ids=ids, with_payload=True, with_vectors=True),
         )
 
+    def _retrieve_payloads(self, point_ids: list[PointId]) -> list[Any]:
+        ids: list[models.ExtendedPointId] = list(point_ids)
+        return self._call(
+            "retrieve points",
+            lambda: self.client.retrieve(self._name(), ids=ids, with_payload=True, with_vectors=False),
+        )
+
+    def _save_bm25_stats(self, stats: Bm25Stats) -> None:
+        """Rewrite the stored spec with `stats` (collection metadata merges by top-level key)."""
+        stored = self._stored_form(self._require_spec(), stats)
+        name = self._name()
+        self._call(
+            "store the BM25 statistics",
+            lambda: self.client.update_collection(name, metadata={METADATA_KEY: stored}),
+        )
+
+    @staticmethod
+    def _stored_form(spec: IndexSpec, stats: Bm25Stats) -> dict[str, Any]:
+        return spec_to_json(spec, **({BM25_STATS_KEY: stats.to_json()} if spec.lexical else {}))
+
     def _scroll(self, offset: Any, limit: int) -> tuple[list[Any], Any]:
         name = self._name()
         records, next_offset = self._call(
@@ -327,14 +352,6 @@ class QdrantConnector(QdrantLikeConnector):
 
     def _bm25_to_engine(self, embedding: Any) -> models.SparseVector:
         return models.SparseVector(indices=embedding.indices, values=embedding.values)
-
-    def _bm25_query(self, text: str, spec: IndexSpec) -> models.SparseVector | None:
-        if not spec.lexical:
-            raise UnsupportedOperation(f"collection {spec.name!r} was created with lexical=False")
-        query = self._bm25.embed_query(text)
-        if not query.indices:
-            return None
-        return models.SparseVector(indices=query.indices, values=query.values)
 
     def _nearest(self, query: Any, using: str, k: int, filter: FilterLike) -> list[Hit]:
         return self._query(query=query, using=using, limit=k, filter=filter)
@@ -427,7 +444,9 @@ class QdrantConnector(QdrantLikeConnector):
             "RRF runs as RrfQuery(k=rank_constant+1): Qdrant counts positions from 0",
             "weighted RRF/DBSF run as a formula over single-signal fusions (Qdrant's own weighted RRF "
             "is a different function)",
-            "BM25 uses Qdrant Edge's embedder (Qdrant's BM25 token ids) in a sparse vector with IDF",
+            "BM25 uses Qdrant Edge's embedder (Qdrant's BM25 token ids; Lucene's k1=0.9, b=0.4, stop "
+            "words and the corpus's average length by default) in a sparse vector with IDF; queries weigh "
+            "terms by count",
         ]
         if not known:
             notes.append("server version unknown: assuming a current Qdrant")
@@ -452,7 +471,8 @@ class QdrantConnector(QdrantLikeConnector):
         assert self.collection is not None
         return self.collection
 
-    def _read_spec(self) -> IndexSpec | None:
+    def _read_spec(self) -> tuple[IndexSpec, Bm25Stats | None] | None:
+        """The stored spec and BM25 statistics (None for a spec written before they were kept)."""
         name = self._name()
         if not self._call("check the collection", lambda: self.client.collection_exists(name)):
             return None
@@ -461,7 +481,8 @@ class QdrantConnector(QdrantLikeConnector):
         if stored is None:
             return None
         try:
-            return spec_from_json(stored)
+            raw_stats = stored.get(BM25_STATS_KEY) if isinstance(stored, dict) else None
+            return spec_from_json(stored), None if raw_stats is None else Bm25Stats.from_json(raw_stats)
         except ValueError as exc:
             raise ConnectorError(f"collection {name!r} has an unreadable spladebridge spec: {exc}") from None
 

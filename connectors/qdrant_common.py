@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -40,14 +40,18 @@ from spladebridge.connectors.index_meta import SPEC_VERSION, spec_from_json, spe
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = [
+    "BM25_STATS_KEY",
     "FIELDS_KEY",
     "INTERNAL_PREFIX",
+    "LUCENE_ENGLISH_STOP_WORDS",
     "SPEC_VERSION",
+    "Bm25Settings",
+    "Bm25Stats",
     "DocumentError",
     "FilterBuilder",
     "FusionPlan",
     "PreparedDocument",
-    "bm25_config_kwargs",
+    "bm25_settings",
     "bm25_vector_name",
     "check_k",
     "check_query_dense",
@@ -63,7 +67,58 @@ __all__ = [
 
 INTERNAL_PREFIX = "_sb_"
 FIELDS_KEY = "_sb_fields"
-_BM25_OPTION_KEYS = ("k", "b", "avg_len", "language", "lowercase", "min_token_len", "max_token_len")
+#: Key of the BM25 corpus statistics in the stored spec (an engine fact beside the spec's own fields).
+BM25_STATS_KEY = "bm25_stats"
+_BM25_OPTION_KEYS = (
+    "k",
+    "b",
+    "avg_len",
+    "language",
+    "stopwords",
+    "stemmer",
+    "lowercase",
+    "min_token_len",
+    "max_token_len",
+)
+#: Lucene's English stop words (`EnglishAnalyzer.ENGLISH_STOP_WORDS_SET`), the list Anserini / Pyserini and
+#: bm25s (`stopwords="en"`) use; Qdrant's own English list is much longer (it drops "what", "how", ...).
+LUCENE_ENGLISH_STOP_WORDS: frozenset[str] = frozenset(
+    [
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "but",
+        "by",
+        "for",
+        "if",
+        "in",
+        "into",
+        "is",
+        "it",
+        "no",
+        "not",
+        "of",
+        "on",
+        "or",
+        "such",
+        "that",
+        "the",
+        "their",
+        "then",
+        "there",
+        "these",
+        "they",
+        "this",
+        "to",
+        "was",
+        "will",
+        "with",
+    ]
+)
 
 
 # -- the stored spec ----------------------------------------------------------------------------------
@@ -93,15 +148,133 @@ def bm25_vector_name(spec: IndexSpec) -> str:
     return name
 
 
-def bm25_config_kwargs(spec: IndexSpec) -> dict[str, Any]:
-    """Keyword arguments for `qdrant_edge.Bm25Config` from `options["bm25"]` (k, b, avg_len, ...)."""
+@dataclass(frozen=True, slots=True)
+class Bm25Settings:
+    """How the Qdrant connectors analyse text and weight terms for BM25, from `options["bm25"]`.
+
+    The defaults make Qdrant's BM25 embedder score like Lucene's BM25 as Anserini / Pyserini run it on BEIR
+    (and like `spladebridge.evaluation.LexicalBM25`): k1 = 0.9, b = 0.4, Lucene's 33 English stop words
+    ("lucene"), the Snowball English stemmer, tokens of at least 2 characters, and the corpus's own average
+    document length (`avg_len` None). `stopwords` is "lucene", a Qdrant language name (its own list: for
+    English a much longer one), "none", or a list of words; by default "lucene" for English and Qdrant's list
+    for any other `language`. `stemmer` is a Snowball language name or "none" (default: `language`). A fixed
+    `avg_len` replaces the corpus average (the statistics are still kept).
+    """
+
+    k: float = 0.9
+    b: float = 0.4
+    avg_len: float | None = None
+    language: str = "english"
+    stopwords: str | tuple[str, ...] | None = None
+    stemmer: str | None = None
+    lowercase: bool = True
+    min_token_len: int | None = 2
+    max_token_len: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.k, bool) or not isinstance(self.k, int | float) or not 0 <= self.k < math.inf:
+            raise ValueError(f"options['bm25']['k'] must be a finite number >= 0, got {self.k!r}")
+        if isinstance(self.b, bool) or not isinstance(self.b, int | float) or not 0 <= self.b <= 1:
+            raise ValueError(f"options['bm25']['b'] must be within [0, 1], got {self.b!r}")
+        if self.avg_len is not None and (
+            isinstance(self.avg_len, bool)
+            or not isinstance(self.avg_len, int | float)
+            or not 0 < self.avg_len < math.inf
+        ):
+            raise ValueError(f"options['bm25']['avg_len'] must be a positive number, got {self.avg_len!r}")
+        for name in ("min_token_len", "max_token_len"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise ValueError(f"options['bm25'][{name!r}] must be an integer >= 0, got {value!r}")
+        words = self.stopwords
+        if (
+            words is not None
+            and not isinstance(words, str)
+            and not (isinstance(words, tuple) and all(isinstance(w, str) for w in words))
+        ):
+            raise ValueError(f"options['bm25']['stopwords'] must be a name or a list of words, got {words!r}")
+
+    @property
+    def stemmer_language(self) -> str | None:
+        """The Snowball language that stems tokens, None when stemming is off."""
+        name = self.stemmer if self.stemmer is not None else self.language
+        return None if name.lower() == "none" else name
+
+    @property
+    def stop_words(self) -> frozenset[str] | str | None:
+        """The stop words: a set of words, a Qdrant language name (its own list), or None for none."""
+        if isinstance(self.stopwords, tuple):
+            return frozenset(self.stopwords)
+        default = "lucene" if self.language.lower() == "english" else self.language
+        name = (self.stopwords if self.stopwords is not None else default).lower()
+        if name == "lucene":
+            return LUCENE_ENGLISH_STOP_WORDS
+        return None if name == "none" else name
+
+
+def bm25_settings(spec: IndexSpec) -> Bm25Settings:
+    """The BM25 settings of `spec` (`options["bm25"]`: k, b, avg_len, language, stopwords, stemmer, ...)."""
     raw = spec.options.get("bm25") or {}
     if not isinstance(raw, Mapping):
         raise ValueError(f"options['bm25'] must be a mapping, got {type(raw).__name__}")
     unknown = sorted(set(raw) - set(_BM25_OPTION_KEYS))
     if unknown:
         raise ValueError(f"options['bm25'] has unknown keys {unknown}; known: {list(_BM25_OPTION_KEYS)}")
-    return dict(raw)
+    values = dict(raw)
+    if isinstance(values.get("stopwords"), list | tuple | set | frozenset):
+        values["stopwords"] = tuple(sorted(values["stopwords"]))
+    for name in ("language", "stemmer"):
+        if name in values and values[name] is not None and not isinstance(values[name], str):
+            raise ValueError(f"options['bm25'][{name!r}] must be a language name, got {values[name]!r}")
+    return Bm25Settings(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Bm25Stats:
+    """What BM25's length normalisation needs from the corpus: the documents with at least one token and
+    the tokens they hold in all (after analysis), so that `avg_len` is the corpus's real average.
+
+    The connectors keep it in the stored spec (key `bm25_stats`) and update it on every upsert (a replaced
+    document's old length leaves, the new one comes in) and delete, so a reopened index goes on from the
+    same numbers. A document's BM25 vector is written with the average as it stands after its own batch.
+    """
+
+    documents: int = 0
+    tokens: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("documents", "tokens"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"BM25 statistics need {name} as an integer >= 0, got {value!r}")
+
+    @property
+    def avg_len(self) -> float | None:
+        """Average document length in tokens (None before the first document with a token)."""
+        return self.tokens / self.documents if self.documents else None
+
+    def changed(self, added: Iterable[int] = (), removed: Iterable[int] = ()) -> Bm25Stats:
+        """The statistics after documents of lengths `added` came in and of lengths `removed` went out;
+        a length of 0 is a document without a token, which BM25 does not count (as Lucene's docCount)."""
+        plus, minus = [n for n in added if n > 0], [n for n in removed if n > 0]
+        documents = self.documents + len(plus) - len(minus)
+        tokens = self.tokens + sum(plus) - sum(minus)
+        if documents <= 0 or tokens <= 0:  # never below empty, even after an out-of-band change
+            return Bm25Stats()
+        return Bm25Stats(documents, tokens)
+
+    def to_json(self) -> dict[str, int]:
+        return {"documents": self.documents, "tokens": self.tokens}
+
+    @classmethod
+    def from_json(cls, value: object) -> Bm25Stats:
+        """The statistics of their stored form; ValueError when it is malformed."""
+        if not isinstance(value, Mapping):
+            raise ValueError(f"stored BM25 statistics must be an object, got {type(value).__name__}")
+        try:
+            return cls(value["documents"], value["tokens"])
+        except KeyError as exc:
+            raise ValueError(f"stored BM25 statistics lack {exc}") from None
 
 
 # -- documents ----------------------------------------------------------------------------------------

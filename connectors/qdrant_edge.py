@@ -2,8 +2,9 @@
 
 The shard holds the SPLADE vectors as a named sparse vector (IDF modifier optional), an optional named
 cosine dense vector, a second sparse vector with Qdrant Edge's built-in BM25 (with the IDF modifier) for the
-lexical signal, and the payload. The index spec is stored as JSON in the shard folder so a reopened shard
-knows its fields, and an exclusive lock file keeps a second process (or a second connector) out.
+lexical signal, and the payload. The index spec is stored as JSON in the shard folder, with the BM25 corpus
+statistics (`bm25_stats`, rewritten after every write), so a reopened shard knows its fields and goes on
+normalising by the same average length; an exclusive lock file keeps a second process (or connector) out.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from spladebridge.connectors.ids import PointId
 from spladebridge.connectors.qdrant_base import (
     QdrantLikeConnector,
     ReadyPoint,
+    bm25_encoder,
     hits_from_points,
     vector_name,
 )
 from spladebridge.connectors.qdrant_common import (
+    BM25_STATS_KEY,
+    Bm25Stats,
     FusionPlan,
     bm25_vector_name,
     check_k,
@@ -132,14 +136,13 @@ class QdrantEdgeConnector(QdrantLikeConnector):
         self.batch_size = batch_size
         self._max_search_threads = max_search_threads
         self._shard: Any = None
-        self._bm25: Any = None
         self._closed = False
         self._lock = _PathLock(self.path / LOCK_FILE)
         try:
             stored = self._read_spec()
             if stored is not None:
                 self._shard = self._edge("load the shard", lambda: qe.EdgeShard.load(str(self.path)))
-                self._set_spec(stored)
+                self._set_spec(*stored)
                 if spec is not None:
                     self.ensure_index(spec)
             elif spec is not None:
@@ -153,7 +156,8 @@ class QdrantEdgeConnector(QdrantLikeConnector):
     def ensure_index(self, spec: IndexSpec) -> None:
         """Create the shard for `spec`, or check that the existing one matches it (ConnectorError if not)."""
         self._check_open()
-        bm25_vector_name(spec)  # validates the name early
+        bm25_vector_name(spec)
+        bm25_encoder(spec)  # the BM25 field name and options fail before anything is created
         if self.spec is not None and self._shard is not None:
             diffs = spec_differences(spec, self.spec)
             if diffs:
@@ -162,13 +166,16 @@ class QdrantEdgeConnector(QdrantLikeConnector):
                 )
             return
         config = self._edge_config(spec)
+        stats: Bm25Stats | None = Bm25Stats()
         if any((self.path / marker).exists() for marker in _SHARD_MARKERS):
-            # a shard without our spec file: load it with the config, which Edge checks for compatibility
+            # a shard without our spec file: load it with the config, which Edge checks for compatibility;
+            # its BM25 statistics are counted from its documents when first needed
             self._shard = self._edge("load the shard", lambda: qe.EdgeShard.load(str(self.path), config))
+            stats = None
         else:
             self._shard = self._edge("create the shard", lambda: qe.EdgeShard.create(str(self.path), config))
-        self._write_spec(spec)
-        self._set_spec(spec)
+        self._write_spec(spec, stats)
+        self._set_spec(spec, stats)
 
     def flush(self) -> None:
         """Write pending changes to disk."""
@@ -234,6 +241,14 @@ class QdrantEdgeConnector(QdrantLikeConnector):
         records: list[Any] = self._edge("retrieve points", lambda: shard.retrieve(point_ids, True, True))
         return records
 
+    def _retrieve_payloads(self, point_ids: list[PointId]) -> list[Any]:
+        shard = self._require_shard()
+        records: list[Any] = self._edge("retrieve points", lambda: shard.retrieve(point_ids, True, False))
+        return records
+
+    def _save_bm25_stats(self, stats: Bm25Stats) -> None:
+        self._write_spec(self._require_spec(), stats)
+
     def _scroll(self, offset: Any, limit: int) -> tuple[list[Any], Any]:
         shard = self._require_shard()
         request = qe.ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=True)
@@ -253,12 +268,6 @@ class QdrantEdgeConnector(QdrantLikeConnector):
 
     def _bm25_to_engine(self, embedding: Any) -> Any:
         return embedding
-
-    def _bm25_query(self, text: str, spec: IndexSpec) -> Any:
-        if not spec.lexical:
-            raise UnsupportedOperation(f"index {spec.name!r} was created with lexical=False")
-        query = self._bm25.embed_query(text)
-        return query if query.indices else None
 
     # -- search ---------------------------------------------------------------------------------------
 
@@ -333,7 +342,8 @@ class QdrantEdgeConnector(QdrantLikeConnector):
                 "RRF runs as Fusion.Rrf(k=rank_constant+1): Qdrant counts positions from 0",
                 "weighted RRF/DBSF run as a formula over single-signal fusions (Qdrant's own weighted RRF "
                 "is a different function)",
-                "BM25 is Qdrant Edge's built-in embedder stored as a sparse vector with the IDF modifier",
+                "BM25 is Qdrant's BM25 embedder (Lucene's k1=0.9, b=0.4, stop words and the corpus's average "
+                "length by default) in a sparse vector with the IDF modifier; queries weigh terms by count",
                 "dense vectors are cosine and come back L2-normalised",
             ),
         )
@@ -357,17 +367,23 @@ class QdrantEdgeConnector(QdrantLikeConnector):
             vectors=vectors, sparse_vectors=sparse_vectors, max_search_threads=self._max_search_threads
         )
 
-    def _read_spec(self) -> IndexSpec | None:
+    def _read_spec(self) -> tuple[IndexSpec, Bm25Stats | None] | None:
+        """The stored spec and BM25 statistics (None for a spec written before they were kept)."""
         path = self.path / SPEC_FILE
         if not path.exists():
             return None
         try:
-            return spec_from_json(json.loads(path.read_text(encoding="utf-8")))
+            stored = json.loads(path.read_text(encoding="utf-8"))
+            spec = spec_from_json(stored)
+            raw_stats = stored.get(BM25_STATS_KEY)
+            return spec, None if raw_stats is None else Bm25Stats.from_json(raw_stats)
         except (OSError, ValueError) as exc:
             raise ConnectorError(f"cannot read the index spec {path}: {exc}") from None
 
-    def _write_spec(self, spec: IndexSpec) -> None:
-        write_text_atomic(self.path / SPEC_FILE, json.dumps(spec_to_json(spec), indent=2, sort_keys=True))
+    def _write_spec(self, spec: IndexSpec, stats: Bm25Stats | None) -> None:
+        facts = {} if stats is None or not spec.lexical else {BM25_STATS_KEY: stats.to_json()}
+        stored = spec_to_json(spec, **facts)
+        write_text_atomic(self.path / SPEC_FILE, json.dumps(stored, indent=2, sort_keys=True))
 
     def _check_open(self) -> None:
         if self._closed:

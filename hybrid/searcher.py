@@ -399,7 +399,8 @@ class HybridSearcher:
         for hit, doc in zip(hits, docs, strict=True):
             if doc is None or doc.sparse is None:
                 continue
-            hit.explanation = self._terms(query.sparse, doc.sparse)
+            # the weights the engine scores with (9 bits on Lucene), so the terms add up to its score
+            hit.explanation = self._terms(query.sparse, self.connector.stored_sparse(doc.sparse))
 
     def _terms(self, query_vec: SparseVector, doc_vec: SparseVector) -> list[tuple[str, float]]:
         if isinstance(self.sparse_encoder, ExplainingSparseEncoder):

@@ -144,18 +144,25 @@ def to_server_fusion(setting: FusionSetting, signals: Sequence[Signal]) -> Serve
         if float(setting.k) != int(setting.k) or setting.k < 1:
             return None
         return ServerFusion(
-            method="rrf", rank_constant=int(setting.k), weights=_server_weights(setting.weights, signals)
+            method="rrf",
+            rank_constant=int(setting.k),
+            weights=_server_weights(setting.weights, signals),
+            signals=tuple(signals),
         )
     if isinstance(setting, WeightedSum):
         weights = _server_weights(setting.weights, signals)
         if setting.normalize == "dbsf":
             if setting.missing != "zero":
                 return None
-            return ServerFusion(method="dbsf", weights=weights)
+            return ServerFusion(method="dbsf", weights=weights, signals=tuple(signals))
         if setting.missing == "min":
             return None
         return ServerFusion(
-            method="linear", normalizer=setting.normalize, missing=setting.missing, weights=weights
+            method="linear",
+            normalizer=setting.normalize,
+            missing=setting.missing,
+            weights=weights,
+            signals=tuple(signals),
         )
     return None
 

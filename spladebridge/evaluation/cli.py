@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 # Kept in step with runner.ALL_SIGNALS / runner.FUSIONS (runner is imported only when `eval` runs, so that
 # registering the subcommand loads neither ir-measures nor the models).
 ALL_SIGNALS = ("bm25", "bm25_engine", "splade", "dense")
-FUSIONS = ("rrf", "wsum")
+FUSIONS = ("hybrid", "rrf", "wsum")
+DEFAULT_FUSE = ("bm25_engine", "splade", "dense")
 
 __all__ = ["add_parser", "build_config", "configure_parser", "main", "run"]
 
@@ -72,10 +73,17 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
         help=f"single signals to report, comma-separated from {','.join(ALL_SIGNALS)}",
     )
     parser.add_argument(
-        "--fuse", type=_csv, default=("bm25", "splade", "dense"), help="signals the fusions combine"
+        "--fuse",
+        type=_csv,
+        default=DEFAULT_FUSE,
+        help="signals the reference fusions (rrf, wsum) combine (default: the engine's bm25_engine,splade,dense)",
     )
     parser.add_argument(
-        "--fusion", type=_csv, default=FUSIONS, help="fusions to run: rrf, wsum (comma-separated) or 'none'"
+        "--fusion",
+        type=_csv,
+        default=FUSIONS,
+        help="fusions to run: hybrid (HybridSearcher's defaults, the product path), rrf, wsum "
+        "(client-side references), comma-separated, or 'none'",
     )
     parser.add_argument(
         "--depth", type=int, default=100, help="results per signal and per fusion (default 100)"

@@ -1,9 +1,12 @@
 """Run one evaluation end to end: load a BEIR folder, encode (cached), index (reused), search, fuse, score.
 
-Signals: `bm25` (the in-process Lucene-style baseline, `lexical.LexicalBM25`), `bm25_engine` (the
-engine's own BM25), `splade` and `dense` (through the engine). Fusions over the fused signals: `rrf`
-(untuned, k=60) and `wsum` (min-max weighted sum; weights tuned on the dev or train qrels when the
-dataset has them, equal weights otherwise, never tuned on test).
+The product path is measured by default: `hybrid` is the `HybridSearcher` a user builds on the chosen engine
+with its defaults (the query encoded by the searcher, the engine's BM25, server-side fusion where the
+searcher uses it). Signals: `bm25_engine` (the engine's own BM25), `splade` and `dense` (through the
+engine), and `bm25`, the in-process Lucene-style baseline (`lexical.LexicalBM25`), kept as a reference only:
+no `HybridSearcher` uses it. Client-side fusions of the engine's signals, for comparison: `rrf` (untuned,
+k=60) and `wsum` (min-max weighted sum; weights tuned on the dev or train qrels when the dataset has them,
+equal weights otherwise, never tuned on test).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
@@ -29,6 +32,7 @@ from spladebridge.evaluation.fusion import RankedRun, fuse_rrf, fuse_wsum, ranke
 from spladebridge.evaluation.lexical import LexicalBM25
 from spladebridge.evaluation.metrics import DEFAULT_METRICS, evaluate
 from spladebridge.evaluation.report import EvalReport, PruningPoint, SystemResult, machine_description
+from spladebridge.hybrid.settings import describe as describe_fusion
 
 __all__ = [
     "ALL_SIGNALS",
@@ -42,7 +46,10 @@ __all__ = [
 log = logging.getLogger("spladebridge.evaluation")
 
 ALL_SIGNALS: tuple[str, ...] = ("bm25", "bm25_engine", "splade", "dense")
-FUSIONS: tuple[str, ...] = ("rrf", "wsum")
+#: `hybrid`: the HybridSearcher with its defaults (the product path); `rrf`, `wsum`: client-side references.
+FUSIONS: tuple[str, ...] = ("hybrid", "rrf", "wsum")
+#: What the reference fusions combine by default: the engine's signals, as HybridSearcher does.
+DEFAULT_FUSE: tuple[str, ...] = ("bm25_engine", "splade", "dense")
 DEFAULT_PRUNING: tuple[int | None, ...] = (8, 16, 32, 64, None)
 
 
@@ -70,7 +77,7 @@ class EvalConfig:
     dataset_dir: Path
     engine: str | None = None
     signals: tuple[str, ...] = ("bm25", "bm25_engine", "splade", "dense")
-    fuse: tuple[str, ...] = ("bm25", "splade", "dense")
+    fuse: tuple[str, ...] = DEFAULT_FUSE
     fusions: tuple[str, ...] = FUSIONS
     depth: int = 100
     rrf_k: int = 60
@@ -82,6 +89,9 @@ class EvalConfig:
     max_queries: int | None = None
     per_query: bool = False
     name: str | None = None
+    #: The `hybrid` system's fusion and candidate depth (None: HybridSearcher's defaults, the product path).
+    hybrid_fusion: Any = None
+    hybrid_candidates: int | None = None
 
     def __post_init__(self) -> None:
         unknown = [s for s in (*self.signals, *self.fuse) if s not in ALL_SIGNALS]
@@ -90,7 +100,7 @@ class EvalConfig:
         bad = [f for f in self.fusions if f not in FUSIONS]
         if bad:
             raise ValueError(f"unknown fusion {bad[0]!r}; choose from {', '.join(FUSIONS)}")
-        if self.fusions and len(self.fuse) < 2:
+        if set(self.fusions) & {"rrf", "wsum"} and len(self.fuse) < 2:
             raise ValueError(f"fusion needs at least two signals to fuse, got {list(self.fuse)}")
         if self.depth < 10:
             raise ValueError(f"depth must be at least 10 (nDCG@10 needs ten results), got {self.depth}")
@@ -101,8 +111,11 @@ class EvalConfig:
                 raise ValueError(f"pruning sizes must be positive (or None for all terms), got {n}")
 
     def needed(self) -> set[str]:
-        """Every signal that is reported alone or fused."""
-        return set(self.signals) | (set(self.fuse) if self.fusions else set())
+        """Every signal that is reported alone or fused (the product path needs both encoders)."""
+        needed = set(self.signals) | (set(self.fuse) if set(self.fusions) & {"rrf", "wsum"} else set())
+        if "hybrid" in self.fusions:
+            needed |= {"splade", "dense"}
+        return needed
 
 
 @dataclass(slots=True)
@@ -380,6 +393,11 @@ def run_evaluation(
         t3 = time.perf_counter()
         signal_runs = _signal_runs(config, dataset, queries, enc, connector, notes)
         timings["search_s"] = time.perf_counter() - t3
+        product: _ProductRun | None = None
+        if "hybrid" in config.fusions and connector is not None and sparse is not None:
+            t5 = time.perf_counter()
+            product = _product_run(config, queries["test"], connector, sparse, dense)
+            timings["hybrid_s"] = time.perf_counter() - t5
         report = EvalReport(
             dataset=dataset.name,
             n_docs=len(dataset.corpus),
@@ -392,7 +410,7 @@ def run_evaluation(
         )
         if engine_signals:
             notes.append("index reused from an earlier run" if reused else "index built in this run")
-        _score_systems(config, dataset, queries, qrels_test, signal_runs, report)
+        _score_systems(config, dataset, queries, qrels_test, signal_runs, report, product)
         if "splade" in needed and connector is not None and config.pruning:
             t4 = time.perf_counter()
             report.pruning = _pruning_curve(config, qrels_test, enc, connector, list(queries["test"]))
@@ -404,8 +422,56 @@ def run_evaluation(
     return report
 
 
+@dataclass(slots=True)
+class _ProductRun:
+    run: RankedRun
+    latency_ms: list[float]
+    description: str
+
+
+def _product_run(
+    config: EvalConfig,
+    queries: dict[str, str],
+    connector: Connector,
+    sparse: SparseTextEncoder,
+    dense: DenseTextEncoder | None,
+) -> _ProductRun:
+    """The test queries through `HybridSearcher(connector, sparse, dense)` with its defaults, one call per
+    query as a service makes them (the searcher encodes each query itself)."""
+    from spladebridge.hybrid import HybridSearcher
+
+    options: dict[str, Any] = {}
+    if config.hybrid_fusion is not None:
+        options["fusion"] = config.hybrid_fusion
+    if config.hybrid_candidates is not None:
+        options["candidates"] = config.hybrid_candidates
+    searcher = HybridSearcher(connector, sparse, dense, **options)  # type: ignore[arg-type]
+    run: RankedRun = {}
+    latencies: list[float] = []
+    for qid, text in queries.items():
+        start = time.perf_counter()
+        hits = searcher.search(text, k=config.depth)
+        latencies.append((time.perf_counter() - start) * 1000.0)
+        run[qid] = [(str(h.id), float(h.score)) for h in hits]
+    where = (
+        "client-side"
+        if searcher.server_fusion_problem is not None
+        else "server-side (the engine's own fusion)"
+    )
+    why = f" ({searcher.server_fusion_problem})" if searcher.server_fusion_problem else ""
+    description = (
+        f"HybridSearcher {'defaults' if not options else 'with ' + ', '.join(options)}, the product path: "
+        f"{describe_fusion(searcher.fusion)} of "
+        f"{'+'.join(searcher.signals)}, {searcher.candidates} candidates per signal, fused {where}{why}"
+    )
+    return _ProductRun(run, latencies, description)
+
+
 _DESCRIPTIONS = {
-    "bm25": "BM25 in-process (bm25s, Lucene scoring, k1=0.9 b=0.4, Snowball stemming, stop words)",
+    "bm25": (
+        "reference only, not the product path: BM25 in-process (bm25s, Lucene scoring, k1=0.9 b=0.4, "
+        "Snowball stemming, stop words)"
+    ),
     "bm25_engine": "BM25 of the engine itself",
     "splade": "SPLADE through the engine (sparse dot product)",
     "dense": "dense embeddings through the engine (cosine)",
@@ -419,6 +485,7 @@ def _score_systems(
     qrels: dict[str, dict[str, int]],
     signal_runs: dict[str, _SignalRun],
     report: EvalReport,
+    product: _ProductRun | None = None,
 ) -> None:
     singles: list[str] = []
     for name in config.signals:
@@ -437,8 +504,20 @@ def _score_systems(
             )
         )
         singles.append(name)
+    if product is not None:
+        scores = evaluate(qrels, ranked_to_run(product.run, config.depth), DEFAULT_METRICS)
+        report.add(
+            SystemResult(
+                name="hybrid",
+                kind="fusion",
+                description=product.description,
+                means=scores.means,
+                per_query=scores.per_query,
+                latency_ms=_latency(product.latency_ms),
+            )
+        )
     fused_names = [s for s in config.fuse if s in signal_runs]
-    if config.fusions and len(fused_names) >= 2:
+    if set(config.fusions) & {"rrf", "wsum"} and len(fused_names) >= 2:
         test_runs = [signal_runs[s].runs["test"] for s in fused_names]
         if "rrf" in config.fusions:
             fused = fuse_rrf(test_runs, k=config.rrf_k, limit=config.depth)
@@ -447,7 +526,7 @@ def _score_systems(
                 SystemResult(
                     name="hybrid_rrf",
                     kind="fusion",
-                    description=f"RRF (k={config.rrf_k}, untuned) of {'+'.join(fused_names)}",
+                    description=f"reference: client-side RRF (k={config.rrf_k}, untuned) of {'+'.join(fused_names)}",
                     means=scores.means,
                     per_query=scores.per_query,
                     params={"k": config.rrf_k, "signals": fused_names},
@@ -481,7 +560,7 @@ def _score_systems(
                 SystemResult(
                     name="hybrid_wsum",
                     kind="fusion",
-                    description=f"min-max weighted sum of {'+'.join(fused_names)}, {how}",
+                    description=f"reference: client-side min-max weighted sum of {'+'.join(fused_names)}, {how}",
                     means=scores.means,
                     per_query=scores.per_query,
                     tuned_on=tuned_on,

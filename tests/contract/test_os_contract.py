@@ -175,7 +175,7 @@ def test_dense_and_text_searches(spec: OpenSearchSpec) -> None:
         ServerFusion(method="rrf", rank_constant=60),
         ServerFusion(method="rrf", weights=(2.0, 1.0, 1.0)),
         ServerFusion(method="linear", normalizer="minmax", missing="zero", weights=(0.2, 0.3, 0.5)),
-        ServerFusion(method="linear", normalizer="l2", missing="zero"),
+        ServerFusion(method="linear", normalizer="l2", missing="zero", signals=("sparse", "bm25")),
     ],
 )
 def test_hybrid_query_and_its_pipeline(spec: OpenSearchSpec, fusion: ServerFusion) -> None:
@@ -185,7 +185,8 @@ def test_hybrid_query_and_its_pipeline(spec: OpenSearchSpec, fusion: ServerFusio
         candidates=50,
         fusion=fusion,
         sparse=SparseVector([1, 2], [1.0, 2.0]),
-        dense=np.ones(4, np.float32),
+        # l2 runs server-side only without a dense signal (its (1 + cos) / 2 scores are not cosines)
+        dense=None if fusion.normalizer == "l2" and fusion.method == "linear" else np.ones(4, np.float32),
         text="hello",
         filter=FILTER,
     )

@@ -1,7 +1,7 @@
 """Regression test on the tiny `adi` collection: the real models, the real engine, committed numbers.
 
-Runs the whole evaluation (SPLADE-tiny, all-MiniLM-L6-v2, Qdrant Edge, in-process BM25, RRF and
-weighted-sum fusion) on adi's 82 documents and 35 judged queries, and checks every system's nDCG@10
+Runs the whole evaluation (SPLADE-tiny, all-MiniLM-L6-v2, Qdrant Edge: the product path `HybridSearcher`
+with its defaults, the engine's signals, the in-process BM25 reference, RRF and weighted-sum fusion) on adi's 82 documents and 35 judged queries, and checks every system's nDCG@10
 against `eval_adi_expected.json` (the JSON report of a real `python -m spladebridge.evaluation --json`
 run, committed). A model, tokeniser, engine or fusion change that moves quality shows up here.
 """
@@ -64,7 +64,7 @@ def test_every_system_matches_the_committed_ndcg(report: EvalReport) -> None:
     assert not off, f"nDCG@10 moved by more than {TOLERANCE} (measured, expected): {off}"
 
 
-@pytest.mark.parametrize("hybrid", ["hybrid_rrf", "hybrid_wsum"])
+@pytest.mark.parametrize("hybrid", ["hybrid", "hybrid_rrf", "hybrid_wsum"])
 def test_hybrid_is_not_below_the_best_single_signal(report: EvalReport, hybrid: str) -> None:
     singles = {n: r.means["ndcg@10"] for n, r in report.systems.items() if r.kind == "single"}
     best = max(singles.values())
@@ -78,7 +78,10 @@ def test_report_is_complete(report: EvalReport) -> None:
     for metrics in obj["systems"].values():
         assert set(metrics) == {"ndcg@10", "recall@100", "mrr@10"}
     assert report.systems["hybrid_wsum"].tuned_on is None  # adi has only test qrels: never tuned on them
-    assert {w.system for w in report.wins_losses} == {"hybrid_rrf", "hybrid_wsum"}
+    assert {w.system for w in report.wins_losses} == {"hybrid", "hybrid_rrf", "hybrid_wsum"}
+    # the product path is HybridSearcher's defaults, over the engine's own BM25
+    assert "HybridSearcher defaults" in report.systems["hybrid"].description
+    assert "bm25" in report.systems["hybrid"].description
     assert [p.max_terms for p in report.pruning] == [8, None]
     assert report.pruning[-1].ndcg_at_10 == pytest.approx(report.systems["splade"].means["ndcg@10"])
 

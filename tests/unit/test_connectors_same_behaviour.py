@@ -68,8 +68,8 @@ def connector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connec
             i,
             {"title": f"doc {i}", "text": "apple banana" if i % 2 else "cherry"},
             {},
-            SparseVector([1, 2 + i], [1.0, 0.5]),
-            np.array([1.0, 0.1 * i, 0.0], np.float32),
+            SparseVector([1, 2 + i], [0.7371, 0.4123]),  # not exact in 9 bits: explanations must truncate
+            _unit(np.array([1.0, 0.1 * i, 0.0], np.float32)),  # as DenseEncoder writes them
         )
         for i in range(4)
     ]
@@ -78,6 +78,10 @@ def connector(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Connec
     conn.flush()
     yield conn
     conn.close()
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:  # type: ignore[type-arg]
+    return (vector / np.linalg.norm(vector)).astype(np.float32)
 
 
 def _request(fusion: ServerFusion) -> HybridRequest:
@@ -188,7 +192,7 @@ def test_elasticsearch_linear_fusion_sums_the_same_sparse_scores_search_sparse_r
     request = HybridRequest(
         k=3,
         candidates=10,
-        fusion=ServerFusion("linear", normalizer="none", weights=(2.0, 1.0)),
+        fusion=ServerFusion("linear", normalizer="none", weights=(2.0, 1.0), signals=("sparse", "bm25")),
         sparse=SparseVector([1, 2], [4.0, 2.0]),
         text="apple",
     )
@@ -198,3 +202,29 @@ def test_elasticsearch_linear_fusion_sums_the_same_sparse_scores_search_sparse_r
     sent = sparse_sub["retriever"]["standard"]["query"]["sparse_vector"]["query_vector"]
     assert sent == {"1": 1.0, "2": 0.5}  # rescaled by 0.25 to fit max_query_weight
     assert sparse_sub["weight"] == pytest.approx(2.0 / 0.25) and text_sub["weight"] == 1.0
+
+
+def test_dense_scores_are_the_cosine_on_every_engine(connector: Connector) -> None:
+    """Lucene reports (1 + cos) / 2 or its inner-product transform; every connector reports the cosine (for the
+    unit vectors DenseEncoder writes, the inner product is the cosine)."""
+    query = np.array([0.6, 0.8, 0.0], np.float32)
+    hits = connector.search_dense(query, 4)
+    (stored,) = [connector.get([h.id])[0] for h in hits[:1]]
+    assert stored is not None and stored.dense is not None
+    assert hits[0].score == pytest.approx(float(query @ stored.dense), abs=1e-4)
+
+
+def test_explanations_add_up_to_the_engines_sparse_score(connector: Connector) -> None:
+    """The terms of an explanation use the weights the engine scores with (9 bits on Lucene)."""
+
+    class Encoder:
+        def encode_queries(self, texts: list[str]) -> list[SparseVector]:
+            return [SparseVector([1, 3], [0.731, 1.117]) for _ in texts]
+
+    searcher = HybridSearcher(connector, Encoder(), signals=("sparse",), explain_top_k=None)
+    hits = searcher.search("q", k=4, explain=True)
+    assert hits
+    for hit in hits:
+        assert hit.explanation is not None
+        total = sum(value for _, value in hit.explanation)
+        assert total == pytest.approx(hit.signals["sparse"].score, rel=1e-6, abs=1e-6)

@@ -459,10 +459,13 @@ def test_linear_retriever_maps_normalisers_and_rejects_zscore() -> None:
     es = MiniES("9.1.0")
     conn = _connector(es)
     conn.ensure_index(SPEC)
-    body = conn.hybrid_search_body(_hybrid(ServerFusion("linear", normalizer="l2")))
+    body = conn.hybrid_search_body(_hybrid(ServerFusion("linear", normalizer="minmax")))
     assert body is not None
     subs = body["retriever"]["linear"]["retrievers"]
-    assert [(s["weight"], s["normalizer"]) for s in subs] == [(1.0, "l2_norm")] * 3
+    assert [(s["weight"], s["normalizer"]) for s in subs] == [(1.0, "minmax")] * 3
+    # l2 maps to l2_norm, but not over a dense signal: its (1 + cos) / 2 scores would not sum the cosine
+    with pytest.raises(UnsupportedOperation, match="positive transform"):
+        conn.hybrid_search_body(_hybrid(ServerFusion("linear", normalizer="l2")))
     with pytest.raises(UnsupportedOperation, match="zscore"):
         conn.hybrid_search_body(_hybrid(ServerFusion("linear", normalizer="zscore")))
     with pytest.raises(UnsupportedOperation, match="missing"):

@@ -189,3 +189,22 @@ def test_compat_rewrite_logs_once_at_debug(caplog: pytest.LogCaptureFixture) -> 
         conn.capabilities()
     lines = [r for r in caplog.records if "compatible-with=8" in r.getMessage()]
     assert len(lines) == 1 and lines[0].levelname == "DEBUG"
+
+
+def test_text_fields_get_the_english_analyzer_where_the_node_has_it() -> None:
+    es = _trimmed(MiniES("9.1.0"), DEFAULT)
+    ElasticsearchConnector(client=es.client()).ensure_index(SPEC)
+    (create,) = [r for r in es.cluster.requests if r.method == "PUT"]
+    assert create.body["mappings"]["properties"]["title"]["analyzer"] == "english"
+
+
+def test_a_node_without_analysis_common_falls_back_to_standard_and_refuses_a_named_analyzer() -> None:
+    es = _trimmed(MiniES("9.1.0"), (*TRIMMED, "mapper-extras"))
+    conn = ElasticsearchConnector(client=es.client())
+    conn.ensure_index(SPEC)  # the default analyzer: falls back, with a note
+    (create,) = [r for r in es.cluster.requests if r.method == "PUT"]
+    assert "analyzer" not in create.body["mappings"]["properties"]["title"]
+    assert any("analysis-common" in note for note in conn.capabilities().notes)
+    named = IndexSpec(name="named", dense_dim=4, options={"text_analyzer": "english"})
+    with pytest.raises(UnsupportedOperation, match="analysis-common"):
+        ElasticsearchConnector(client=es.client()).ensure_index(named)

@@ -23,8 +23,8 @@ def test_defaults_and_hook() -> None:
     assert args.func is run
     config = build_config(args)
     assert config.signals == ("bm25", "bm25_engine", "splade", "dense")
-    assert config.fuse == ("bm25", "splade", "dense")
-    assert config.fusions == ("rrf", "wsum")
+    assert config.fuse == ("bm25_engine", "splade", "dense")  # the engine's signals, as HybridSearcher
+    assert config.fusions == ("hybrid", "rrf", "wsum")  # the product path first
     assert config.pruning == (8, 16, 32, 64, None)
     assert config.engine == "edge" and config.tune
 

@@ -183,7 +183,15 @@ def run(
 def test_every_system_is_scored_and_fusion_is_tuned_on_dev(collection: Path, tmp_path: Path) -> None:
     engines: list[MemoryEngine] = []
     report = run(collection, tmp_path, {}, engines, BagOfWords())
-    assert list(report.systems) == ["bm25", "bm25_engine", "splade", "dense", "hybrid_rrf", "hybrid_wsum"]
+    assert list(report.systems) == [
+        "bm25",
+        "bm25_engine",
+        "splade",
+        "dense",
+        "hybrid",
+        "hybrid_rrf",
+        "hybrid_wsum",
+    ]
     assert report.n_queries == 8 and report.n_docs == 24
     for res in report.systems.values():
         assert set(res.means) == {"ndcg@10", "recall@100", "mrr@10"}
@@ -199,7 +207,10 @@ def test_every_system_is_scored_and_fusion_is_tuned_on_dev(collection: Path, tmp
         ["bm25", "bm25_engine", "splade", "dense"], key=lambda s: report.systems[s].means["ndcg@10"]
     )
     assert {w.baseline for w in report.wins_losses} == {best_single}
-    assert {w.system for w in report.wins_losses} == {"hybrid_rrf", "hybrid_wsum"}
+    assert {w.system for w in report.wins_losses} == {"hybrid", "hybrid_rrf", "hybrid_wsum"}
+    # the product path: HybridSearcher's defaults over the engine's signals, and it says how it fused
+    assert "HybridSearcher defaults" in report.systems["hybrid"].description
+    assert report.systems["hybrid_rrf"].params["signals"] == ["bm25_engine", "splade", "dense"]  # type: ignore[index]
     assert [p.max_terms for p in report.pruning] == [8, 16, 32, 64, None]
     assert report.pruning[-1].ndcg_at_10 == pytest.approx(report.systems["splade"].means["ndcg@10"])
     assert report.pruning[0].mean_terms <= 8

@@ -110,10 +110,12 @@ def test_fusions_the_engine_cannot_match_run_client_side(encoders) -> None:  # t
 
 def test_weights_follow_searcher_signals_and_map_to_server_order() -> None:
     setting = RRF(k=60, weights=(3.0, 1.0))
-    assert to_server_fusion(setting, ("dense", "sparse")) == ServerFusion("rrf", 60, weights=(1.0, 3.0))
+    assert to_server_fusion(setting, ("dense", "sparse")) == ServerFusion(
+        "rrf", 60, weights=(1.0, 3.0), signals=("dense", "sparse")
+    )
     ws = WeightedSum((0.25, 0.75), "l2", "exclude")
     assert to_server_fusion(ws, ("bm25", "sparse")) == ServerFusion(
-        "linear", weights=(0.75, 0.25), normalizer="l2", missing="exclude"
+        "linear", weights=(0.75, 0.25), normalizer="l2", missing="exclude", signals=("bm25", "sparse")
     )
     assert to_server_fusion(WeightedSum(normalize="dbsf", missing="exclude"), ("sparse",)) is None
     assert to_server_fusion(TwoStage(), ("sparse",)) is None

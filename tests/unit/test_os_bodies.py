@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from spladebridge.connectors.base import Document, IndexSpec
 from spladebridge.connectors.filters import Filter, Range, Term, Terms
-from spladebridge.connectors.lucene import lucene_dot
+from spladebridge.connectors.lucene import knn_score_to_similarity, lucene_dot
 from spladebridge.connectors.lucene_documents import DocumentError, document_from_source, document_source
 from spladebridge.connectors.lucene_queries import FeatureNamer
 from spladebridge.connectors.opensearch import (
@@ -21,7 +21,6 @@ from spladebridge.connectors.opensearch import (
     SeismicIndexParams,
     SeismicQueryParams,
     knn_clause,
-    knn_score_to_similarity,
     sparse_clause,
     suggest_sparse_scale,
 )
@@ -52,6 +51,9 @@ def test_rank_features_index_body_has_knn_text_sb_meta_and_keyword_metadata() ->
     assert props["dense"]["method"]["space_type"] == "innerproduct"
     assert props["title"]["type"] == "text" and props["title"]["fields"]["keyword"]["type"] == "keyword"
     assert props["sb_meta"] == {"type": "object", "enabled": False}
+    assert props["title"]["analyzer"] == "english"  # stemming and stop words for BM25, by default
+    standard = build_index_body(IndexSpec(name="s", options={"text_analyzer": None}), OpenSearchOptions())
+    assert "analyzer" not in standard["mappings"]["properties"]["title"]
     assert body["settings"]["index"]["knn"] is True and "sparse" not in body["settings"]["index"]
     template = body["mappings"]["dynamic_templates"][0]["strings_as_keywords"]
     assert template["match_mapping_type"] == "string" and template["mapping"]["type"] == "keyword"

@@ -290,7 +290,7 @@ def test_server_side_hybrid_creates_the_pipeline_once_and_scales_weighted_rrf_sc
     assert search.body["size"] == 20
     queries = search.body["query"]["hybrid"]["queries"]
     assert [next(iter(q)) for q in queries] == ["neural_sparse", "knn", "multi_match"]
-    assert queries[1]["knn"]["dense"]["k"] == 20
+    assert queries[1]["knn"]["dense"]["k"] == conn.num_candidates(20) == 1000  # HNSW explores 50 x the depth
     assert [h.id for h in hits] == [0, 1] and hits[0].score == pytest.approx(0.05 * 4.0)
 
 

@@ -18,8 +18,10 @@ from spladebridge.connectors.filters import Filter, Range, Term, Terms
 from spladebridge.connectors.ids import ID_KEY, ID_TYPE_KEY
 from spladebridge.connectors.qdrant_common import (
     FIELDS_KEY,
+    LUCENE_ENGLISH_STOP_WORDS,
+    Bm25Stats,
     DocumentError,
-    bm25_config_kwargs,
+    bm25_settings,
     bm25_vector_name,
     document_from_payload,
     hit_fields,
@@ -223,7 +225,27 @@ def test_foreign_json_is_not_a_spec() -> None:
 
 def test_bm25_options_are_checked() -> None:
     with pytest.raises(ValueError, match="unknown keys"):
-        bm25_config_kwargs(IndexSpec(dense_dim=3, options={"bm25": {"kk": 1}}))
+        bm25_settings(IndexSpec(dense_dim=3, options={"bm25": {"kk": 1}}))
     with pytest.raises(ValueError, match="collides"):
         bm25_vector_name(IndexSpec(dense_dim=3, options={"bm25_field": "dense"}))
-    assert bm25_config_kwargs(IndexSpec(dense_dim=3, options={"bm25": {"k": 0.9}})) == {"k": 0.9}
+    settings = bm25_settings(IndexSpec(dense_dim=3, options={"bm25": {"k": 1.2, "stopwords": ["b", "a"]}}))
+    assert (settings.k, settings.b, settings.avg_len) == (1.2, 0.4, None)
+    assert settings.stop_words == frozenset({"a", "b"})
+    assert settings.stemmer_language == "english"
+    with pytest.raises(ValueError, match="within"):
+        bm25_settings(IndexSpec(dense_dim=3, options={"bm25": {"b": 2}}))
+    assert bm25_settings(IndexSpec()).stop_words == LUCENE_ENGLISH_STOP_WORDS  # Lucene's list for English
+    assert bm25_settings(IndexSpec(options={"bm25": {"language": "german"}})).stop_words == "german"
+    assert bm25_settings(IndexSpec(options={"bm25": {"stemmer": "none"}})).stemmer_language is None
+
+
+def test_bm25_stats_count_documents_with_a_token() -> None:
+    stats = Bm25Stats().changed(added=[4, 0, 2])  # a document without a token is no BM25 document
+    assert stats == Bm25Stats(documents=2, tokens=6) and stats.avg_len == 3.0
+    assert stats.changed(added=[5], removed=[4, 0]) == Bm25Stats(documents=2, tokens=7)
+    assert stats.changed(removed=[4, 2, 9]) == Bm25Stats()  # never below empty
+    assert Bm25Stats.from_json(stats.to_json()) == stats
+    with pytest.raises(ValueError, match="lack"):
+        Bm25Stats.from_json({"documents": 1})
+    with pytest.raises(ValueError, match="integer"):
+        Bm25Stats.from_json({"documents": -1, "tokens": 3})
