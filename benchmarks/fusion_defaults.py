@@ -62,7 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", default=",".join(DATASETS))
     parser.add_argument("--engine", default=None, help="engine URL (default: Qdrant Edge under --cache-dir)")
     parser.add_argument("--cache-dir", type=Path, default=Path(".spladebridge/eval-cache"))
-    parser.add_argument("--depths", default="50,100,200", help="candidate depths per signal")
+    parser.add_argument("--depths", default="100", help="candidate depths per signal, comma-separated")
+    parser.add_argument("--settings", default=",".join(SETTINGS), help=f"from {','.join(SETTINGS)}")
+    parser.add_argument("--output", type=Path, help="also write the JSON here")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     encoders = (SpladeEncoder(), DenseEncoder())
@@ -71,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     rows: dict[str, dict[str, Any]] = {}
     for name in args.datasets.split(","):
         row: dict[str, Any] = {"signals": {}, "settings": {}}
-        for label, fusion in SETTINGS.items():
+        for label in args.settings.split(","):
+            fusion = SETTINGS[label]
             for depth in depths:
                 report = _run(args.datasets_dir / name, args.engine, args.cache_dir, fusion, depth, encoders)
                 for signal in SIGNALS:
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
         "chosen": chosen,
         "seconds": round(time.perf_counter() - started, 1),
     }
+    if args.output is not None:
+        args.output.write_text(json.dumps(out, indent=2) + "\n")
     if args.json:
         print(json.dumps(out, indent=2))
     else:

@@ -89,7 +89,10 @@ class IndexSpec:
 
     A dense field exists when `dense_dim` is given; it is called `dense` unless `dense_field` names it
     (so `IndexSpec()` is a valid sparse-only spec and `IndexSpec(dense_dim=384)` a sparse + dense one).
-    `sparse_idf` asks the engine to weight sparse matches by IDF where it can (Qdrant's IDF modifier);
+    `sparse_idf` (Qdrant only; Elasticsearch and OpenSearch refuse it) multiplies each stored weight by its
+    term's IDF at search time, so the score becomes sum_i q_i * idf_i * w_i: no longer the model's dot
+    product. It is meant for vectors without IDF of their own (term counts, some inference-free document
+    encoders), not for SPLADE's learned weights, which already carry it.
     `lexical` asks for a BM25 signal over `text_fields` where the engine has one.
     """
 

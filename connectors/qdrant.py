@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -41,6 +42,7 @@ from spladebridge.connectors.qdrant_base import (
 )
 from spladebridge.connectors.qdrant_common import (
     BM25_STATS_KEY,
+    SPARSE_IDF_WARNING,
     Bm25Stats,
     FusionPlan,
     bm25_vector_name,
@@ -56,6 +58,8 @@ from spladebridge.connectors.versions import parse_version
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = ["METADATA_KEY", "QdrantConnector", "is_transient"]
+
+log = logging.getLogger(__name__)
 
 METADATA_KEY = "spladebridge"
 T = TypeVar("T")
@@ -187,6 +191,8 @@ class QdrantConnector(QdrantLikeConnector):
             dense[spec.dense_field] = models.VectorParams(
                 size=spec.dense_dim, distance=models.Distance.COSINE, on_disk=on_disk or None
             )
+        if spec.sparse_idf:
+            log.warning("%s", SPARSE_IDF_WARNING)
         self._call(
             "create the collection",
             lambda: self.client.create_collection(

@@ -39,11 +39,19 @@ from spladebridge.connectors.ids import (
 from spladebridge.connectors.index_meta import SPEC_VERSION, spec_from_json, spec_to_json
 from spladebridge.encoder.sparse_vector import SparseVector
 
+#: Logged when a Qdrant index is created with `sparse_idf` (see `IndexSpec`).
+SPARSE_IDF_WARNING = (
+    "sparse_idf=True: Qdrant multiplies every stored sparse weight by its term's IDF at search time, so sparse "
+    "scores are no longer the model's dot product (SPLADE weights already carry IDF); meant for term counts "
+    "or inference-free document vectors"
+)
+
 __all__ = [
     "BM25_STATS_KEY",
     "FIELDS_KEY",
     "INTERNAL_PREFIX",
     "LUCENE_ENGLISH_STOP_WORDS",
+    "SPARSE_IDF_WARNING",
     "SPEC_VERSION",
     "Bm25Settings",
     "Bm25Stats",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import logging
 import os
 from collections.abc import Callable, Mapping
 from importlib import metadata
@@ -41,6 +42,7 @@ from spladebridge.connectors.qdrant_base import (
 )
 from spladebridge.connectors.qdrant_common import (
     BM25_STATS_KEY,
+    SPARSE_IDF_WARNING,
     Bm25Stats,
     FusionPlan,
     bm25_vector_name,
@@ -54,6 +56,8 @@ from spladebridge.connectors.qdrant_common import (
 from spladebridge.encoder.sparse_vector import SparseVector
 
 __all__ = ["LOCK_FILE", "SPEC_FILE", "QdrantEdgeConnector"]
+
+log = logging.getLogger(__name__)
 
 SPEC_FILE = "spladebridge-index.json"
 LOCK_FILE = "spladebridge.lock"
@@ -166,6 +170,8 @@ class QdrantEdgeConnector(QdrantLikeConnector):
                 )
             return
         config = self._edge_config(spec)
+        if spec.sparse_idf:
+            log.warning("%s", SPARSE_IDF_WARNING)
         stats: Bm25Stats | None = Bm25Stats()
         if any((self.path / marker).exists() for marker in _SHARD_MARKERS):
             # a shard without our spec file: load it with the config, which Edge checks for compatibility;

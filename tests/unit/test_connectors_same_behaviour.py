@@ -9,6 +9,7 @@ about the real engines are in tests/live. Qdrant Edge is the real engine, in-pro
 from __future__ import annotations
 
 import ast
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -228,3 +229,12 @@ def test_explanations_add_up_to_the_engines_sparse_score(connector: Connector) -
         assert hit.explanation is not None
         total = sum(value for _, value in hit.explanation)
         assert total == pytest.approx(hit.signals["sparse"].score, rel=1e-6, abs=1e-6)
+
+
+def test_qdrant_says_what_sparse_idf_does_to_the_score(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    spec = IndexSpec(name="idf", dense_field=None, sparse_idf=True)
+    with caplog.at_level(logging.WARNING):
+        conn = QdrantEdgeConnector(tmp_path / "idf", spec)
+        conn.ensure_index(spec)
+    conn.close()
+    assert "no longer the model's dot product" in caplog.text
