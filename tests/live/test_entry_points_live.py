@@ -131,18 +131,29 @@ def _ranking(hits: list[Any]) -> list[tuple[float, str]]:
 
 
 @pytest.mark.parametrize(
-    "fusion",
-    [RRF(k=60), WeightedSum(normalize="minmax"), WeightedSum(weights=(0.2, 0.5, 0.3), normalize="l2")],
-    ids=["rrf", "minmax", "l2-weighted"],
+    ("fusion", "signals"),
+    [
+        (RRF(k=60), None),
+        (WeightedSum(normalize="minmax"), None),
+        # l2 sees Lucene's (1 + cos) / 2 dense scores: with dense it fuses client-side (checked below)
+        (WeightedSum(weights=(0.2, 0.5, 0.3), normalize="l2"), None),
+        (WeightedSum(weights=(0.6, 0.4), normalize="l2"), ("sparse", "bm25")),
+    ],
+    ids=["rrf", "minmax", "l2-weighted", "l2-sparse-bm25"],
 )
 def test_hybrid_searcher_server_and_client_fusion_agree_on_adi(
-    adi_index: tuple[Connector, str], adi: dict[str, Any], encoders: tuple[Any, Any], fusion: Any
+    adi_index: tuple[Connector, str],
+    adi: dict[str, Any],
+    encoders: tuple[Any, Any],
+    fusion: Any,
+    signals: tuple[str, ...] | None,
 ) -> None:
     conn, _ = adi_index
     sparse, dense = encoders
     queries = [q["text"] for q in adi["queries"]]
-    client = sb.HybridSearcher(conn, sparse, dense, fusion=fusion, candidates=30, server_fusion=False)
-    auto = sb.HybridSearcher(conn, sparse, dense, fusion=fusion, candidates=30)
+    options: dict[str, Any] = {"fusion": fusion, "candidates": 30, "signals": signals}
+    client = sb.HybridSearcher(conn, sparse, dense, server_fusion=False, **options)
+    auto = sb.HybridSearcher(conn, sparse, dense, **options)
     client_hits = client.search_batch(queries, k=10)
     if auto.server_fusion_problem is not None:
         # the engine cannot fuse with these semantics: the searcher says why and fuses client-side

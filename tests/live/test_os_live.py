@@ -105,7 +105,8 @@ def test_dense_and_text_search_with_filters(loaded: tuple[OpenSearchConnector, l
     [
         ServerFusion(method="rrf", rank_constant=60),
         ServerFusion(method="linear", normalizer="minmax", missing="zero", weights=(0.3, 0.7)),
-        ServerFusion(method="linear", normalizer="l2", missing="zero"),
+        # l2 is not blind to Lucene's (1 + cos) / 2 dense transform: server-side only without a dense signal
+        ServerFusion(method="linear", normalizer="l2", missing="zero", signals=("sparse", "bm25")),
     ],
 )
 def test_server_side_hybrid_agrees_with_the_client_side_twin(
@@ -116,13 +117,17 @@ def test_server_side_hybrid_agrees_with_the_client_side_twin(
     dense = docs[9].dense
     assert sparse is not None and dense is not None
     problem = conn.server_fusion_problem(fusion, 2)
-    if problem is not None:
-        pytest.skip(problem)
-    request = HybridRequest(k=10, candidates=20, fusion=fusion, sparse=sparse, dense=dense)
+    assert problem is None, problem  # every case here runs server-side on OpenSearch 2.19 and 3.6
+    with_text = "bm25" in fusion.signals
+    text = docs[2].fields["text"] if with_text else None
+    request = HybridRequest(
+        k=10, candidates=20, fusion=fusion, sparse=sparse, dense=None if with_text else dense, text=text
+    )
     server = conn.search_hybrid(request)
+    second = conn.search_text(text, 20) if text is not None else conn.search_dense(dense, 20)
     lists = [
         [(h.id, h.score) for h in conn.search_sparse(sparse, 20)],
-        [(h.id, h.score) for h in conn.search_dense(dense, 20)],
+        [(h.id, h.score) for h in second],
     ]
     if fusion.method == "rrf":
         twin = fuse.rrf(lists, k=fusion.rank_constant, weights=fusion.weights)
