@@ -231,7 +231,9 @@ def test_explanations_add_up_to_the_engines_sparse_score(connector: Connector) -
         assert total == pytest.approx(hit.signals["sparse"].score, rel=1e-6, abs=1e-6)
 
 
-def test_qdrant_says_what_sparse_idf_does_to_the_score(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_qdrant_says_what_sparse_idf_does_to_the_score(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     spec = IndexSpec(name="idf", dense_field=None, sparse_idf=True)
     with caplog.at_level(logging.WARNING):
         conn = QdrantEdgeConnector(tmp_path / "idf", spec)
