@@ -217,3 +217,30 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.live)
         if item.get_closest_marker("docker") and reason is not None:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+# -- the adi collection and the default models, shared by the modules that run real text --------------------
+
+ADI = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "adi"
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def adi() -> dict[str, Any]:
+    """adi's corpus and queries (82 documents, 35 queries), from ../shared/datasets."""
+    if not ADI.is_dir():
+        pytest.skip(f"the adi collection is not at {ADI}")
+    return {"corpus": _jsonl(ADI / "corpus.jsonl"), "queries": _jsonl(ADI / "queries.jsonl")}
+
+
+@pytest.fixture(scope="session")
+def encoders() -> tuple[Any, Any]:
+    """The default offline models: SPLADE-tiny and all-MiniLM-L6-v2."""
+    import spladebridge as sb
+
+    return sb.SpladeEncoder(), sb.DenseEncoder()

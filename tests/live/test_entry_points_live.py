@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LiveNode, raw_client
+from conftest import ADI, LiveNode, raw_client
 
 import spladebridge as sb
 from spladebridge.cli import main as cli_main
@@ -26,26 +26,9 @@ from spladebridge.connectors.lucene import lucene_dot
 from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.hybrid.settings import RRF, WeightedSum
 
-ADI = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "adi"
 EXPECTED_EDGE = json.loads(
     (Path(__file__).resolve().parents[1] / "integration" / "eval_adi_expected.json").read_text()
 )
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="session")
-def adi() -> dict[str, Any]:
-    if not ADI.is_dir():
-        pytest.skip(f"the adi collection is not at {ADI}")
-    return {"corpus": _jsonl(ADI / "corpus.jsonl"), "queries": _jsonl(ADI / "queries.jsonl")}
-
-
-@pytest.fixture(scope="session")
-def encoders() -> tuple[Any, Any]:
-    return sb.SpladeEncoder(), sb.DenseEncoder()
 
 
 def cli(*argv: str) -> tuple[int, str]:

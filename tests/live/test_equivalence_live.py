@@ -9,7 +9,6 @@ equivalence to Lucene-style BM25 is measured in benchmarks/bm25_parity.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,25 +21,8 @@ import spladebridge as sb
 from spladebridge.connectors.base import Connector, IndexSpec
 from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 
-ADI = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "adi"
 MIN_OVERLAP = 0.9
 TEXT_FIELDS = ("title", "text")
-
-
-def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-@pytest.fixture(scope="module")
-def adi() -> dict[str, Any]:
-    if not ADI.is_dir():
-        pytest.skip(f"the adi collection is not at {ADI}")
-    return {"corpus": _jsonl(ADI / "corpus.jsonl"), "queries": _jsonl(ADI / "queries.jsonl")}
-
-
-@pytest.fixture(scope="module")
-def encoders() -> tuple[Any, Any]:
-    return sb.SpladeEncoder(), sb.DenseEncoder()
 
 
 def _ingest(
