@@ -444,7 +444,7 @@ class ElasticsearchConnector(LuceneConnector):
         self._check_sparse_type(choice)
         return choice
 
-    def _check_sparse_type(self, sparse_type: str) -> str | None:
+    def _check_sparse_type(self, sparse_type: str) -> None:
         """UnsupportedOperation when this node cannot map and query `sparse_type`."""
         node = self.node
         if sparse_type == "sparse_vector" and not node.sparse_vector_query:

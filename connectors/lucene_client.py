@@ -205,8 +205,8 @@ class LuceneClient:
                 idempotent=True,
             )
         )
-        entry = response.get(index) or next(iter(response.values()), None)
-        if not isinstance(entry, Mapping):
+        entry = _index_entry(response, index)
+        if entry is None:
             raise ConnectorError(f"{self.dialect}: index {index!r} returned no mapping", index=index)
         return dict(entry.get("mappings") or {})
 
@@ -220,7 +220,7 @@ class LuceneClient:
                 idempotent=True,
             )
         )
-        entry: Mapping[str, Any] = response.get(index) or next(iter(response.values()), {})
+        entry = _index_entry(response, index) or {}
         return dict((entry.get("settings") or {}).get("index") or {})
 
     def create_index(self, index: str, body: Mapping[str, Any]) -> bool:
@@ -491,6 +491,13 @@ def lucene_client(client: Any, **kwargs: Any) -> LuceneClient:
     if module == "elasticsearch":
         return ElasticsearchClient(client, **kwargs)
     raise TypeError(f"expected an elasticsearch or opensearch-py client, got {type(client).__name__}")
+
+
+def _index_entry(response: Mapping[str, Any], index: str) -> Mapping[str, Any] | None:
+    """The per-index entry of a `GET /<index>/_mapping` or `_settings` answer (keyed by the concrete index,
+    which differs from `index` when that is an alias)."""
+    entry = response.get(index) or next(iter(response.values()), None)
+    return entry if isinstance(entry, Mapping) else None
 
 
 def _body(response: Any) -> Any:

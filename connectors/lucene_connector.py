@@ -422,6 +422,15 @@ class LuceneConnector(Connector):
             raise ConnectorError(f"{exc}; call ensure_index(spec) to describe it", index=name) from None
         self._adopt(spec)
 
+    def named_index(self) -> str | None:
+        """The index this connector is about, before or after it was opened: the open spec's, the given
+        spec's, or `index=`; None when nothing names one."""
+        if self.spec is not None:
+            return self.spec.name
+        if self._pending_spec is not None:
+            return self._pending_spec.name
+        return self._index_name
+
     def existing_spec(self) -> IndexSpec:
         """The spec of the existing index this connector names (`index=`, or the name of the `spec=` it was
         given, which is then checked against the index); never creates anything (IndexNotFound when there
@@ -430,7 +439,7 @@ class LuceneConnector(Connector):
         if self.spec is not None:
             return self.spec
         pending = self._pending_spec
-        name = pending.name if pending is not None else self._index_name
+        name = self.named_index()
         if name is None:
             raise IndexNotFound("no index named: pass index=... or spec=...")
         self.prepare_reads()
@@ -654,7 +663,7 @@ class LuceneConnector(Connector):
     def text_search_body(self, text: str, k: int, filter: FilterLike = None) -> dict[str, Any]:
         spec = self._require_spec()
         check_k(k)
-        return self.search_body(k, _filtered(self.text_query(text, spec), self.filters(filter, spec)), spec)
+        return self.search_body(k, filtered(self.text_query(text, spec), self.filters(filter, spec)), spec)
 
     def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
         body, scale = self._sparse_search(vector, k, filter)
@@ -689,11 +698,15 @@ class LuceneConnector(Connector):
         spec = self.spec or self._pending_spec
         return spec is None or spec.dense_field is not None
 
+    def _indexed_values(self, values: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Weights as Lucene indexes them: times the dialect's `sparse_scale`, 9 significant bits."""
+        scale = self.layout.sparse_scale if self.layout is not None else 1.0
+        return truncate_9bit(values * np.float32(scale) if scale != 1.0 else values)
+
     def stored_sparse(self, vector: SparseVector) -> SparseVector:
         """Lucene scores stored weights with 9 significant bits (after the dialect's `sparse_scale`)."""
         scale = self.layout.sparse_scale if self.layout is not None else 1.0
-        values = vector.values * np.float32(scale) if scale != 1.0 else vector.values
-        stored = truncate_9bit(values)
+        stored = self._indexed_values(vector.values)
         if scale != 1.0:
             stored = (stored / np.float32(scale)).astype(np.float32)
         return SparseVector(vector.indices, stored, sort=False)
@@ -752,7 +765,6 @@ class LuceneConnector(Connector):
         (from the vocabulary, else the id), query weight x 9-bit stored weight)`, largest first. They add up
         to the hit's score: the query as sent (capped, rescaled) times the stored 9-bit weights, divided by
         the same scale as the hit's score."""
-        layout = self._layout()
         (doc,) = self.get([doc_id])
         sent = self.sparse_query(vector, 1, [])
         if doc is None or doc.sparse is None or sent.vector is None:
@@ -761,10 +773,7 @@ class LuceneConnector(Connector):
         shared, qi, di = np.intersect1d(
             query.indices, doc.sparse.indices, assume_unique=True, return_indices=True
         )
-        stored_values = doc.sparse.values[di]
-        if layout.sparse_scale != 1.0:
-            stored_values = stored_values * np.float32(layout.sparse_scale)
-        stored = truncate_9bit(stored_values).astype(np.float64)
+        stored = self._indexed_values(doc.sparse.values[di]).astype(np.float64)
         terms = query.values[qi].astype(np.float64) * stored / sent.scale
         order = np.lexsort((shared, -terms))
         return [(int(shared[i]), self.namer.label(int(shared[i])), float(terms[i])) for i in order]
@@ -794,14 +803,11 @@ class LuceneConnector(Connector):
             self.cluster.close()
 
 
-def _filtered(query: Mapping[str, Any], filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def filtered(query: Mapping[str, Any], filters: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """`query` scored as is, restricted by filter-context clauses (which add nothing to the score)."""
     if not filters:
         return dict(query)
     return {"bool": {"must": [dict(query)], "filter": list(filters)}}
-
-
-filtered = _filtered
 
 
 def _one_text_analyzer(props: Mapping[str, Any], fields: Sequence[str]) -> bool:

@@ -230,13 +230,6 @@ class OpenSearchConnector(LuceneConnector):
             parsed = (0, 0, 0)
         return _ServerInfo(parsed, text, plugins)
 
-    def _index_label(self) -> str | None:
-        if self.spec is not None:
-            return self.spec.name
-        if self._pending_spec is not None:
-            return self._pending_spec.name
-        return self._index_name
-
     def _neural_query_tokens(self) -> bool:
         info = self.server_info()
         return info.has(_NEURAL_PLUGIN) and info.version >= (2, 14)
@@ -270,7 +263,7 @@ class OpenSearchConnector(LuceneConnector):
     def index_shards(self) -> int:
         """The index's primary shard count: `number_of_shards` from its settings when it exists (read once),
         else `options.shards`, which it will be created with."""
-        name = self._index_label()
+        name = self.named_index()
         if name is None:
             return self.options.shards
         cached = self._shards.get(name)
@@ -445,13 +438,7 @@ class OpenSearchConnector(LuceneConnector):
         from opensearchpy.helpers import scan as scroll_scan
 
         hits = scroll_scan(self.client, index=index, query={"query": {"match_all": {}}}, size=batch_size)
-        while True:
-            try:
-                hit = self.cluster.call("scan the index", lambda: next(hits, None), index)
-            except StopIteration:  # pragma: no cover - next() with a default never raises it
-                return
-            if hit is None:
-                return
+        while (hit := self.cluster.call("scan the index", lambda: next(hits, None), index)) is not None:
             yield hit
 
     # -- search ---------------------------------------------------------------------------------------
@@ -494,12 +481,9 @@ class OpenSearchConnector(LuceneConnector):
             elif signal == "dense" and request.dense is not None:
                 queries.append(knn_clause(request.dense, spec, k=self.num_candidates(depth), filters=filters))
             elif signal == "bm25" and request.text is not None:
-                queries.append(self._filtered_text(request.text, spec, filters))
+                queries.append(filtered(self.text_query(request.text, spec), filters))
             signals.append(signal)
         return signals, queries
-
-    def _filtered_text(self, text: str, spec: IndexSpec, filters: list[dict[str, Any]]) -> dict[str, Any]:
-        return filtered(self.text_query(text, spec), filters)
 
     def ensure_pipeline(self, pipeline: SearchPipeline) -> str:
         """Create (or overwrite, same content) the search pipeline; returns its name."""

@@ -244,3 +244,24 @@ def encoders() -> tuple[Any, Any]:
     import spladebridge as sb
 
     return sb.SpladeEncoder(), sb.DenseEncoder()
+
+
+def ingest_adi(conn: Any, spec: Any, adi: dict[str, Any], encoders: tuple[Any, Any], state: Path) -> None:
+    """adi's corpus through `spladebridge.ingest` with both default models (the product path), every document
+    written, then flushed."""
+    import spladebridge as sb
+
+    sparse, dense = encoders
+    report = sb.ingest(
+        adi["corpus"],
+        conn,
+        sparse,
+        dense_encoder=dense,
+        text_fields=["title", "text"],
+        spec=spec,
+        checkpoint=state / "ckpt.json",
+        dead_letter=state / "dead.jsonl",
+        progress=False,
+    )
+    assert report.complete and report.failed == 0 and report.written == len(adi["corpus"]), report
+    conn.flush()

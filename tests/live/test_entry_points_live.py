@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ADI, LiveNode, raw_client
+from conftest import ADI, LiveNode, ingest_adi, raw_client
 
 import spladebridge as sb
 from spladebridge.cli import main as cli_main
@@ -46,25 +46,12 @@ def adi_index(
     encoders: tuple[Any, Any],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[Connector, str]]:
-    sparse, dense = encoders
+    dense = encoders[1]
     name = f"sb-adi-{lucene_node.name.replace('.', '-')}"
     raw_client(lucene_node).indices.delete(index=name, ignore_unavailable=True)
     spec = IndexSpec(name=name, dense_dim=dense.dim, text_fields=("title", "text"))
     conn = sb.connect(lucene_node.url, index=name, spec=spec)
-    state = tmp_path_factory.mktemp("ingest")
-    report = sb.ingest(
-        adi["corpus"],
-        conn,
-        sparse,
-        dense_encoder=dense,
-        text_fields=["title", "text"],
-        spec=spec,
-        checkpoint=state / "ckpt.json",
-        dead_letter=state / "dead.jsonl",
-        progress=False,
-    )
-    assert report.complete and report.failed == 0 and report.written == len(adi["corpus"]), report
-    conn.flush()
+    ingest_adi(conn, spec, adi, encoders, tmp_path_factory.mktemp("ingest"))
     yield conn, name
     conn.close()
     raw_client(lucene_node).indices.delete(index=name, ignore_unavailable=True)

@@ -10,12 +10,11 @@ equivalence to Lucene-style BM25 is measured in benchmarks/bm25_parity.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from conftest import LiveNode, raw_client
+from conftest import LiveNode, ingest_adi, raw_client
 
 import spladebridge as sb
 from spladebridge.connectors.base import Connector, IndexSpec
@@ -23,23 +22,6 @@ from spladebridge.connectors.qdrant_edge import QdrantEdgeConnector
 
 MIN_OVERLAP = 0.9
 TEXT_FIELDS = ("title", "text")
-
-
-def _ingest(
-    conn: Connector, spec: IndexSpec, adi: dict[str, Any], encoders: tuple[Any, Any], state: Path
-) -> None:
-    sparse, dense = encoders
-    report = sb.ingest(
-        adi["corpus"],
-        conn,
-        sparse,
-        dense_encoder=dense,
-        text_fields=list(TEXT_FIELDS),
-        spec=spec,
-        checkpoint=state / "ckpt.json",
-        progress=False,
-    )
-    assert report.failed == 0 and report.written == len(adi["corpus"]), report
 
 
 @pytest.fixture(scope="module")
@@ -56,19 +38,22 @@ def engines(
     edge_dir = tmp_path_factory.mktemp("edge")
     edge = QdrantEdgeConnector(edge_dir / name, spec)
     lucene = sb.connect(os_node.url, index=name, spec=spec)
-    _ingest(edge, spec, adi, encoders, tmp_path_factory.mktemp("edge-state"))
-    _ingest(lucene, spec, adi, encoders, tmp_path_factory.mktemp("os-state"))
+    ingest_adi(edge, spec, adi, encoders, tmp_path_factory.mktemp("edge-state"))
+    ingest_adi(lucene, spec, adi, encoders, tmp_path_factory.mktemp("os-state"))
     yield edge, lucene
     edge.close()
     raw_client(os_node).indices.delete(index=name, ignore_unavailable=True)
     lucene.close()
 
 
-def _overlaps(a: list[list[Any]], b: list[list[Any]]) -> list[float]:
-    return [
+def _assert_top10_agree(a: list[list[Any]], b: list[list[Any]], what: str) -> None:
+    """Per-query top-10 overlap: at least MIN_OVERLAP on average, at least 0.7 for every query."""
+    overlaps = [
         len({str(x) for x in p} & {str(y) for y in q}) / max(1, min(10, len(p), len(q)))
         for p, q in zip(a, b, strict=True)
     ]
+    assert float(np.mean(overlaps)) >= MIN_OVERLAP, (what, overlaps)
+    assert min(overlaps) >= 0.7, (what, overlaps)
 
 
 def test_splade_and_dense_top10_agree_and_scores_share_one_scale(
@@ -91,9 +76,7 @@ def test_splade_and_dense_top10_agree_and_scores_share_one_scale(
                 tolerance = 1e-4 if signal == "dense" else 2**-8 * abs(ha[0].score) + 1e-6
                 assert hb[0].score == pytest.approx(ha[0].score, abs=tolerance), (signal, i)
     for signal, (a, b) in tops.items():
-        overlaps = _overlaps(a, b)
-        assert float(np.mean(overlaps)) >= MIN_OVERLAP, (signal, overlaps)
-        assert min(overlaps) >= 0.7, (signal, overlaps)
+        _assert_top10_agree(a, b, signal)
 
 
 def test_the_default_hybrid_agrees_between_engines(
@@ -106,6 +89,4 @@ def test_the_default_hybrid_agrees_between_engines(
     b = sb.HybridSearcher(lucene, sparse, dense, signals=("sparse", "dense"))
     ra = [[h.id for h in hits] for hits in a.search_batch(texts, k=10)]
     rb = [[h.id for h in hits] for hits in b.search_batch(texts, k=10)]
-    overlaps = _overlaps(ra, rb)
-    assert float(np.mean(overlaps)) >= MIN_OVERLAP, overlaps
-    assert min(overlaps) >= 0.7, overlaps
+    _assert_top10_agree(ra, rb, "hybrid")
