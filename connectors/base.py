@@ -161,6 +161,9 @@ class ItemOutcome:
     error: str | None = None
     retryable: bool = False
     attempts: int = 1
+    #: `(seq_no, primary_term)` of the document after the write, where the engine reports one (Lucene
+    #: engines); a migration's optimistic-concurrency updates continue from it.
+    version: tuple[int, int] | None = None
 
 
 @dataclass(slots=True)

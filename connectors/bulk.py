@@ -31,7 +31,7 @@ from typing import Any, Literal, TypeAlias
 from spladebridge.connectors.base import DocId, ItemOutcome, WriteReport
 from spladebridge.connectors.retry import RetryPolicy
 
-__all__ = ["BulkAction", "BulkConfig", "StreamingBulk", "format_bulk_error", "run_bulk"]
+__all__ = ["BulkAction", "BulkConfig", "StreamingBulk", "format_bulk_error", "item_version", "run_bulk"]
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,9 @@ class BulkAction:
 
     `source` is the document (index/create) or the update body (update: `{"doc": ...}`); deletes have none.
     `item_id` is the id shown in the report (the caller's own id, e.g. an int); it defaults to `id`.
-    `missing_ok=True` counts a 404 as success (deleting an absent document).
+    `missing_ok=True` counts a 404 as success (deleting an absent document). `if_seq_no` and
+    `if_primary_term` (both or neither) make the operation conditional: the engine answers 409 when the
+    document changed since that version (optimistic concurrency), so a newer write is never overwritten.
     """
 
     op: BulkOp
@@ -58,6 +60,8 @@ class BulkAction:
     source: Mapping[str, Any] | None = None
     item_id: DocId | None = None
     missing_ok: bool = False
+    if_seq_no: int | None = None
+    if_primary_term: int | None = None
 
     def __post_init__(self) -> None:
         if self.op not in _OPS:
@@ -70,6 +74,8 @@ class BulkAction:
             raise ValueError(f"delete of {self.id!r} must not carry a source")
         if self.op != "delete" and self.source is None:
             raise ValueError(f"{self.op} of {self.id!r} needs a source")
+        if (self.if_seq_no is None) != (self.if_primary_term is None):
+            raise ValueError(f"{self.op} of {self.id!r}: give if_seq_no and if_primary_term together")
 
     @property
     def report_id(self) -> DocId:
@@ -80,6 +86,9 @@ class BulkAction:
         action: dict[str, Any] = {"_op_type": self.op, "_index": self.index, "_id": self.id}
         if self.source is not None:
             action["_source"] = self.source
+        if self.if_seq_no is not None:
+            action["if_seq_no"] = self.if_seq_no
+            action["if_primary_term"] = self.if_primary_term
         return action
 
 
@@ -163,6 +172,16 @@ class _Result:
     status: str
     error: str | None = None
     retryable: bool = False
+    version: tuple[int, int] | None = None
+
+
+def item_version(item: Mapping[str, Any]) -> tuple[int, int] | None:
+    """`(_seq_no, _primary_term)` of a bulk item's answer, a search hit or an mget entry (None when it
+    carries none)."""
+    seq_no, term = item.get("_seq_no"), item.get("_primary_term")
+    if isinstance(seq_no, int) and isinstance(term, int) and seq_no >= 0:
+        return seq_no, term
+    return None
 
 
 def _classify(
@@ -176,7 +195,7 @@ def _classify(
     if not ok and action.missing_ok and status == 404:
         return _Result(True, str(item.get("result") or "not_found"))
     if ok:
-        return _Result(True, str(item.get("result") or status))
+        return _Result(True, str(item.get("result") or status), version=item_version(item))
     exc = item.get("exception")
     connection_failure = isinstance(exc, BaseException) and isinstance(exc, retryable_exceptions)
     retryable = connection_failure or (isinstance(status, int) and status in config.retry_statuses)
@@ -278,6 +297,7 @@ def _run_window(
                 error=result.error,
                 retryable=result.retryable,
                 attempts=attempt,
+                version=result.version,
             )
             if not result.ok and result.retryable:
                 again.append((pos, action))

@@ -30,7 +30,6 @@ from numpy.typing import NDArray
 from spladebridge.connectors.base import (
     Capabilities,
     ConnectorError,
-    Hit,
     HybridRequest,
     IndexSpec,
     ServerFusion,
@@ -68,6 +67,7 @@ from spladebridge.connectors.lucene_connector import (
     DEFAULT_NUM_CANDIDATES_FACTOR,
     MAX_RESULT_WINDOW,
     LuceneConnector,
+    PreparedSearch,
     SparseQuery,
     check_k,
     filtered,
@@ -87,7 +87,13 @@ except ImportError as _exc:  # pragma: no cover - exercised only without the opt
         "pip install 'spladebridge[elasticsearch]'"
     ) from _exc
 
-__all__ = ["RETRYABLE_EXCEPTIONS", "CompatTransport", "DocumentError", "ElasticsearchConnector"]
+__all__ = [
+    "RETRYABLE_EXCEPTIONS",
+    "CompatHeaders",
+    "CompatTransport",
+    "DocumentError",
+    "ElasticsearchConnector",
+]
 
 log = logging.getLogger(__name__)
 
@@ -112,30 +118,24 @@ _COMPAT_MIMETYPE = re.compile(r"application/vnd\.elasticsearch\+([\w.-]+);\s*com
 _MEDIA_HEADERS = ("accept", "content-type")
 
 
-class CompatTransport(Transport):
-    """elasticsearch-py's transport, able to change the `compatible-with` version of the media types.
+class CompatHeaders:
+    """Rewrites the `compatible-with` version of elasticsearch-py's media types (mixed into its sync and
+    async transports).
 
     elasticsearch-py sends `application/vnd.elasticsearch+json; compatible-with=<client major>` on every
     request, and per-request headers override client-level ones, so the version can only be changed below
     the client. `compat_major` pins it (a 9.x client talks to an 8.x server with `compatible-with=8`,
     which 8.x and 9.x servers both accept); `plain` sends the plain media types (`application/json`, which
-    every version accepts) while the server version is not yet known. The connector sets both; built with
-    `Elasticsearch(..., transport_class=CompatTransport)`.
+    every version accepts) while the server version is not yet known. The connector sets both.
     """
 
     compat_major: int | None = None
     plain: bool = False
 
-    def perform_request(  # type: ignore[override]
-        self, method: str, target: str, *, headers: Any = None, **kwargs: Any
-    ) -> TransportApiResponse:
-        if headers is not None and (self.plain or self.compat_major is not None):
-            headers = self._rewrite(headers)
-        if headers is None:
-            return super().perform_request(method, target, **kwargs)
-        return super().perform_request(method, target, headers=headers, **kwargs)
-
-    def _rewrite(self, headers: Mapping[str, Any]) -> HttpHeaders:
+    def rewrite_headers(self, headers: Any) -> Any:
+        """`headers` with the media types rewritten (as given when nothing is to change)."""
+        if headers is None or not (self.plain or self.compat_major is not None):
+            return headers
         out = HttpHeaders(headers)
         for name in _MEDIA_HEADERS:
             value = out.get(name)
@@ -147,6 +147,19 @@ class CompatTransport(Transport):
                 sub = rf"application/vnd.elasticsearch+\1; compatible-with={self.compat_major}"
                 out[name] = _COMPAT_MIMETYPE.sub(sub, value)
         return out
+
+
+class CompatTransport(CompatHeaders, Transport):
+    """elasticsearch-py's transport with `CompatHeaders`; built with
+    `Elasticsearch(..., transport_class=CompatTransport)`."""
+
+    def perform_request(  # type: ignore[override]
+        self, method: str, target: str, *, headers: Any = None, **kwargs: Any
+    ) -> TransportApiResponse:
+        headers = self.rewrite_headers(headers)
+        if headers is None:
+            return super().perform_request(method, target, **kwargs)
+        return super().perform_request(method, target, headers=headers, **kwargs)
 
 
 class ElasticsearchConnector(LuceneConnector):
@@ -252,7 +265,7 @@ class ElasticsearchConnector(LuceneConnector):
         is older than the client's, with `compatible-with=<server major>` (see `CompatTransport`)."""
         if self._node is None:
             self._check_open()
-            transport = self.client.transport if isinstance(self.client.transport, CompatTransport) else None
+            transport = self.client.transport if isinstance(self.client.transport, CompatHeaders) else None
             if transport is not None:
                 transport.plain = True
             try:
@@ -643,9 +656,9 @@ class ElasticsearchConnector(LuceneConnector):
         assert request.text is not None
         return filtered(self.text_query(request.text, spec), filters), 1.0
 
-    def _hybrid(self, request: HybridRequest, spec: IndexSpec) -> list[Hit]:
+    def prepare_hybrid(self, request: HybridRequest, spec: IndexSpec) -> PreparedSearch | None:
         body, scale = self._hybrid_plan(request)
-        return [] if body is None else self.run_search(body, request.k, scale, what="run a hybrid search")
+        return None if body is None else PreparedSearch(body, request.k, "run a hybrid search", scale)
 
     def _knn_body(self, size: int, knn: Mapping[str, Any], spec: IndexSpec) -> dict[str, Any]:
         """A `_search` body with a top-level `knn` section (Elasticsearch's kNN search)."""
@@ -657,10 +670,13 @@ class ElasticsearchConnector(LuceneConnector):
         """A cluster without the point-in-time API (400 / 405) is scanned with a scroll."""
         return exc.status in (400, 405)
 
-    def scan_scroll(self, index: str, batch_size: int) -> Iterator[dict[str, Any]]:
-        page = self.cluster.search(
-            {"size": batch_size, "sort": ["_doc"]}, index, what="scan the index", scroll=self.scan_keep_alive
-        )
+    def scan_scroll(
+        self, index: str, batch_size: int, *, versions_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
+        body: dict[str, Any] = {"size": batch_size, "sort": ["_doc"]}
+        if versions_only:
+            body.update(_source=False, seq_no_primary_term=True)
+        page = self.cluster.search(body, index, what="scan the index", scroll=self.scan_keep_alive)
         scroll_id = page.get("_scroll_id")
         try:
             while page["hits"]["hits"]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Self, TypeAlias, TypeVar
 from urllib.parse import quote
@@ -25,6 +25,7 @@ from spladebridge.connectors.retry import RetryPolicy
 __all__ = [
     "ClientFailure",
     "Dialect",
+    "DocVersion",
     "ElasticsearchClient",
     "LuceneClient",
     "OpenSearchClient",
@@ -34,6 +35,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 Dialect: TypeAlias = Literal["elasticsearch", "opensearch"]
+#: A document's `(_seq_no, _primary_term)`: changes with every write of it, so equal pairs mean no change.
+DocVersion: TypeAlias = tuple[int, int]
 #: `GET /` answers that mean "not served here" (a trimmed Elasticsearch distribution answers 405).
 INFO_FALLBACK_STATUSES = frozenset({403, 404, 405, 410, 501})
 #: Answers a call may not get when sent again a moment later.
@@ -182,7 +185,25 @@ class LuceneClient:
             # the engine's answer is in the error's fields; the client exception may carry credentials
             raise self.error(what, exc, index) from None
 
-    # -- cluster ----------------------------------------------------------------------------------------
+    async def call_async(
+        self,
+        what: str,
+        fn: Callable[[], Awaitable[T]],
+        index: str | None = None,
+        *,
+        idempotent: bool = False,
+    ) -> T:
+        """`call` for the official async client's coroutines: the same errors, the same retries."""
+        try:
+            if idempotent:
+                return await self.retry.call_async(fn, retry_if=self.transient)
+            return await fn()
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            if self.failure(exc) is None:
+                raise
+            raise self.error(what, exc, index) from None
 
     # -- index admin ------------------------------------------------------------------------------------
 
@@ -262,6 +283,40 @@ class LuceneClient:
     def refresh(self, index: str) -> None:
         self.call("refresh the index", lambda: self.client.indices.refresh(index=index), index)
 
+    def add_write_block(self, index: str) -> None:
+        """`PUT /<index>/_block/write`: refuse writes from now on; the engine waits for writes in flight, so
+        every write acknowledged before the answer is in the index and no later one gets in."""
+        self.call("block writes", lambda: self.client.indices.add_block(index=index, block="write"), index)
+
+    def remove_write_block(self, index: str) -> None:
+        """Lift the write block (`index.blocks.write` back to its default)."""
+        self.call(
+            "lift the write block",
+            lambda: self.client.indices.put_settings(
+                index=index, body={"index": {"blocks": {"write": None}}}
+            ),
+            index,
+        )
+
+    def write_blocked(self, index: str) -> bool:
+        """Whether `index.blocks.write` is set on the index."""
+        blocks = self.index_settings(index).get("blocks") or {}
+        return str(blocks.get("write", "false")).lower() == "true"
+
+    def write_operations(self, index: str) -> int:
+        """Index and delete operations the index's primaries have taken since they started (a counter whose
+        growth over a few seconds is the write rate)."""
+        response = _body(
+            self.call(
+                "read the indexing statistics",
+                lambda: self.client.indices.stats(index=index, metric="indexing"),
+                index,
+                idempotent=True,
+            )
+        )
+        indexing = (((response.get("_all") or {}).get("primaries") or {}).get("indexing")) or {}
+        return int(indexing.get("index_total", 0)) + int(indexing.get("delete_total", 0))
+
     # -- reads ------------------------------------------------------------------------------------------
 
     def count(self, index: str) -> int:
@@ -275,13 +330,36 @@ class LuceneClient:
         self, body: Mapping[str, Any], index: str | None = None, *, what: str = "search", **params: Any
     ) -> dict[str, Any]:
         """`_search` (in `index`, or in the point in time the body names)."""
-        kwargs: dict[str, Any] = {"body": dict(body), **self.search_params(params)}
-        if index is not None:
-            kwargs["index"] = index
+        kwargs = self.search_kwargs(body, index, params)
         response: dict[str, Any] = _body(
             self.call(what, lambda: self.client.search(**kwargs), index, idempotent=True)
         )
         return response
+
+    async def search_async(
+        self,
+        client: Any,
+        body: Mapping[str, Any],
+        index: str | None = None,
+        *,
+        what: str = "search",
+        **params: Any,
+    ) -> dict[str, Any]:
+        """The same `_search` through `client`, the async twin of this dialect's client."""
+        kwargs = self.search_kwargs(body, index, params)
+        response: dict[str, Any] = _body(
+            await self.call_async(what, lambda: client.search(**kwargs), index, idempotent=True)
+        )
+        return response
+
+    def search_kwargs(
+        self, body: Mapping[str, Any], index: str | None, params: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """The client's `search(**kwargs)` arguments for a body, an index and query-string parameters."""
+        kwargs: dict[str, Any] = {"body": dict(body), **self.search_params(params)}
+        if index is not None:
+            kwargs["index"] = index
+        return kwargs
 
     def search_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Query-string parameters of `_search` in the client's calling convention."""

@@ -41,12 +41,12 @@ from spladebridge.connectors.base import (
     UnsupportedOperation,
     WriteReport,
 )
-from spladebridge.connectors.bulk import BulkAction, BulkConfig
+from spladebridge.connectors.bulk import BulkAction, BulkConfig, item_version
 from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.index_meta import SPEC_META_KEY, spec_from_json, spec_to_json
 from spladebridge.connectors.lucene import DEFAULT_MAX_CLAUSES, knn_score_to_similarity, truncate_9bit
+from spladebridge.connectors.lucene_client import DocVersion, LuceneClient
 from spladebridge.connectors.lucene_client import ElasticsearchClient as ElasticsearchClientType
-from spladebridge.connectors.lucene_client import LuceneClient
 from spladebridge.connectors.lucene_documents import (
     META_FIELD,
     DocumentError,
@@ -118,9 +118,13 @@ def pit_page_body(
     sort: Sequence[str],
     search_after: Sequence[Any] | None = None,
     source_excludes: Sequence[str] = (),
+    *,
+    versions: bool = False,
+    source: bool = True,
 ) -> dict[str, Any]:
     """One page of a point-in-time scan (no index in the path: the PIT names it), sorted ascending on the
-    `sort` fields (names alone: a bare field name sorts ascending)."""
+    `sort` fields (names alone: a bare field name sorts ascending). `versions`: each hit carries `_seq_no`
+    and `_primary_term`; `source=False`: no `_source` (an id and version scan reads no stored document)."""
     body: dict[str, Any] = {
         "size": size,
         "query": {"match_all": {}},
@@ -130,7 +134,11 @@ def pit_page_body(
     }
     if search_after is not None:
         body["search_after"] = list(search_after)
-    if source_excludes:
+    if versions:
+        body["seq_no_primary_term"] = True
+    if not source:
+        body["_source"] = False
+    elif source_excludes:
         body["_source"] = {"excludes": list(source_excludes)}
     return body
 
@@ -163,6 +171,21 @@ class SparseQuery:
     scale: float = 1.0
     truncated_terms: int = 0
     vector: SparseVector | None = None  # the query weights as sent (capped, rescaled)
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedSearch:
+    """A `_search` ready to send, built without I/O (shared by the sync and async connectors): its body and
+    query-string `params`, what it does (for errors), and how its hits are read back (`k`, scores divided by
+    `scale`, kNN scores turned back into `similarity`). `setup` names a search pipeline it needs first."""
+
+    body: dict[str, Any]
+    k: int
+    what: str
+    scale: float = 1.0
+    params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    similarity: str | None = None
+    setup: object = None
 
 
 class LuceneConnector(Connector):
@@ -286,8 +309,9 @@ class LuceneConnector(Connector):
         """A `_search` body for the `k` nearest dense vectors."""
 
     @abstractmethod
-    def _hybrid(self, request: HybridRequest, spec: IndexSpec) -> list[Hit]:
-        """Run `request` fused server-side (the gate in `search_hybrid` has passed)."""
+    def prepare_hybrid(self, request: HybridRequest, spec: IndexSpec) -> PreparedSearch | None:
+        """The search that fuses `request` server-side (the gate in `search_hybrid` has passed); None when
+        nothing is left to match."""
 
     def text_analyzer(self, spec: IndexSpec) -> str | None:
         """The analyzer of the text fields of a new index: `options["text_analyzer"]`, English (stemming,
@@ -502,10 +526,17 @@ class LuceneConnector(Connector):
             )
         return report
 
-    def update_vectors(self, documents: Iterable[Document]) -> WriteReport:
+    def update_vectors(
+        self, documents: Iterable[Document], versions: Mapping[str, DocVersion] | None = None
+    ) -> WriteReport:
         """Write only the vector fields of existing documents (a partial `update` each; the rest of their
-        `_source` is left as it is): re-encoding in place. A document with nothing to add is a no-op."""
+        `_source` is left as it is): re-encoding in place. A document with nothing to add is a no-op.
+
+        `versions` (by Lucene id): each such update is conditional on that `(seq_no, primary_term)`, so a
+        document changed since it was read answers 409 instead of getting vectors of its older text; the
+        outcomes carry the version each update produced."""
         layout = self._layout()
+        conditions = versions or {}
 
         def actions() -> Iterator[BulkAction | ItemOutcome]:
             for pos, doc in enumerate(documents):
@@ -518,7 +549,47 @@ class LuceneConnector(Connector):
                 if not vectors:
                     yield ItemOutcome(doc.id, ok=True, status="noop (no text, nothing to add)")
                     continue
-                yield BulkAction("update", layout.spec.name, target, {"doc": vectors}, item_id=doc.id)
+                seq_no, term = conditions.get(target, (None, None))
+                yield BulkAction(
+                    "update",
+                    layout.spec.name,
+                    target,
+                    {"doc": vectors},
+                    item_id=doc.id,
+                    if_seq_no=seq_no,
+                    if_primary_term=term,
+                )
+
+        return self.cluster.bulk(actions(), self.bulk_config)
+
+    def clear_vectors(self, ids: Sequence[DocId], versions: Mapping[str, DocVersion]) -> WriteReport:
+        """Empty the sparse field of existing documents, each update conditional on its version.
+
+        A partial update merges objects, so new sparse weights written over old ones would keep the old
+        tokens beside them: a document that may carry vectors of an older text is cleared first (its
+        outcome carries the version the clearing produced, for the update that follows). The field becomes
+        `[]` (no features; `rank_features` refuses null), which the next partial update replaces whole;
+        dense vectors are arrays, which a partial update replaces anyway."""
+        spec = self._require_spec()
+        cleared: dict[str, Any] = {spec.sparse_field: []}
+
+        def actions() -> Iterator[BulkAction | ItemOutcome]:
+            for pos, doc_id in enumerate(ids):
+                try:
+                    target = lucene_id(doc_id, f"id {pos}")
+                except DocumentError as exc:
+                    yield ItemOutcome(id=doc_id, ok=False, status="invalid", error=str(exc))
+                    continue
+                seq_no, term = versions.get(target, (None, None))
+                yield BulkAction(
+                    "update",
+                    spec.name,
+                    target,
+                    {"doc": cleared},
+                    item_id=doc_id,
+                    if_seq_no=seq_no,
+                    if_primary_term=term,
+                )
 
         return self.cluster.bulk(actions(), self.bulk_config)
 
@@ -564,33 +635,63 @@ class LuceneConnector(Connector):
         for hit in self.scan_hits(layout.spec.name, batch_size):
             yield document_from_source(hit["_id"], hit.get("_source"), layout)
 
-    def scan_hits(self, index: str, batch_size: int) -> Iterator[dict[str, Any]]:
+    def scan_versions(self, index: str, batch_size: int = 5000) -> Iterator[tuple[str, DocVersion]]:
+        """`(_id, (seq_no, primary_term))` of every document of `index`, read without `_source` (a consistent
+        snapshot): what a migration compares to find the documents changed meanwhile. A scroll in index
+        order (`_doc`), the cheapest full scan on both engines: no order is needed, and OpenSearch's point in
+        time sorts on `_id` through fielddata, several times slower."""
+        if not 1 <= batch_size <= MAX_RESULT_WINDOW:
+            raise ValueError(f"batch_size must be in 1..{MAX_RESULT_WINDOW}, got {batch_size}")
+        for hit in self.scan_scroll(index, batch_size, versions_only=True):
+            version = item_version(hit)
+            if version is None:
+                raise ConnectorError(
+                    f"{self.engine}: the scan of {index!r} returned {hit.get('_id')!r} without _seq_no and "
+                    "_primary_term",
+                    index=index,
+                )
+            yield str(hit["_id"]), version
+
+    def scan_hits(
+        self, index: str, batch_size: int, *, versions_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """Raw hits of a point-in-time scan in `scan_sort` order; a scroll where the dialect says the point in
-        time cannot serve (`scroll_instead`) before any hit came back."""
+        time cannot serve (`scroll_instead`) before any hit came back. `versions_only`: ids and versions,
+        no `_source`."""
         started = False
         try:
-            for hit in self._scan_pit(index, batch_size):
+            for hit in self._scan_pit(index, batch_size, versions_only):
                 started = True
                 yield hit
         except ConnectorError as exc:
             if started or not self.scroll_instead(exc):
                 raise
             log.info("%s: scanning %r with a scroll (%s)", self.engine, index, exc.detail)
-            yield from self.scan_scroll(index, batch_size)
+            yield from self.scan_scroll(index, batch_size, versions_only=versions_only)
 
     def scroll_instead(self, exc: ConnectorError) -> bool:
         """Whether a failed point-in-time scan should be a scroll instead."""
         return False
 
-    def scan_scroll(self, index: str, batch_size: int) -> Iterator[dict[str, Any]]:
+    def scan_scroll(
+        self, index: str, batch_size: int, *, versions_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
         raise NotImplementedError(f"{type(self).__name__} has no scroll")
 
-    def _scan_pit(self, index: str, batch_size: int) -> Iterator[dict[str, Any]]:
+    def _scan_pit(self, index: str, batch_size: int, versions_only: bool = False) -> Iterator[dict[str, Any]]:
         pit_id = self.cluster.open_pit(index, self.scan_keep_alive, what="scan the index")
         try:
             after: list[Any] | None = None
             while True:
-                body = pit_page_body(pit_id, batch_size, self.scan_keep_alive, [self.scan_sort], after)
+                body = pit_page_body(
+                    pit_id,
+                    batch_size,
+                    self.scan_keep_alive,
+                    [self.scan_sort],
+                    after,
+                    versions=versions_only,
+                    source=not versions_only,
+                )
                 page = self.cluster.search(body, what="scan the index")
                 pit_id = str(page.get("pit_id") or pit_id)
                 hits = page["hits"]["hits"]
@@ -665,18 +766,70 @@ class LuceneConnector(Connector):
         check_k(k)
         return self.search_body(k, filtered(self.text_query(text, spec), self.filters(filter, spec)), spec)
 
-    def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
+    def prepare_sparse(
+        self, vector: SparseVector, k: int, filter: FilterLike = None
+    ) -> PreparedSearch | None:
+        """The sparse search for `vector` (None when the query is empty)."""
         body, scale = self._sparse_search(vector, k, filter)
-        return [] if body is None else self.run_search(body, k, scale, what="run a sparse search")
+        return None if body is None else PreparedSearch(body, k, "run a sparse search", scale)
+
+    def prepare_dense(self, vector: NDArray[np.float32], k: int, filter: FilterLike = None) -> PreparedSearch:
+        """The kNN search for `vector`; its hits are scored with the similarity itself (see `search_dense`)."""
+        body = self.dense_search_body(vector, k, filter)
+        similarity = self.dense_similarity or "cosine"
+        return PreparedSearch(body, k, "run a dense (k-NN) search", similarity=similarity)
+
+    def prepare_text(self, text: str, k: int, filter: FilterLike = None) -> PreparedSearch | None:
+        """The BM25 search for `text` (None when the text is blank)."""
+        body = self.text_search_body(text, k, filter)
+        if not text.strip():
+            return None
+        return PreparedSearch(body, k, "run a text (BM25) search")
+
+    def prepare_hybrid_search(self, request: HybridRequest) -> PreparedSearch | None:
+        """The server-side fused search for `request`; UnsupportedOperation (with the reason) when the
+        engine cannot fuse with exactly the hybrid module's semantics."""
+        spec = self._require_spec()
+        self.check_hybrid(request)
+        return self.prepare_hybrid(request, spec)
+
+    def search_sparse(self, vector: SparseVector, k: int, filter: FilterLike = None) -> list[Hit]:
+        return self.execute(self.prepare_sparse(vector, k, filter))
 
     def search_dense(self, vector: NDArray[np.float32], k: int, filter: FilterLike = None) -> list[Hit]:
         """The `k` nearest documents, scored with the similarity itself (cosine, dot product; -d^2 for l2),
         not Lucene's positive transform of it, so dense scores mean the same on every engine."""
-        body = self.dense_search_body(vector, k, filter)
-        similarity = self.dense_similarity or "cosine"
-        hits = self.run_search(body, k, what="run a dense (k-NN) search")
-        for hit in hits:
-            hit.score = knn_score_to_similarity(hit.score, similarity)
+        return self.execute(self.prepare_dense(vector, k, filter))
+
+    def execute(self, prepared: PreparedSearch | None) -> list[Hit]:
+        """Send a prepared search (after its setup, once) and read its hits; [] for None."""
+        if prepared is None:
+            return []
+        if prepared.setup is not None:
+            self.run_setup(prepared.setup)
+        index = self._layout().spec.name
+        response = self.cluster.search(prepared.body, index, what=prepared.what, **prepared.params)
+        return self.read_hits(prepared, response)
+
+    def needs_setup(self, prepared: PreparedSearch) -> bool:
+        """Whether `prepared.setup` still has to run before the search is sent (a dialect's business)."""
+        return prepared.setup is not None
+
+    def run_setup(self, setup: object) -> None:
+        """Create what a prepared search needs first (OpenSearch: its search pipeline)."""
+
+    def read_hits(self, prepared: PreparedSearch, response: Mapping[str, Any]) -> list[Hit]:
+        """The hits of a `_search` answer: stored fields and metadata, scores divided by `scale`, kNN
+        scores turned back into the similarity."""
+        layout = self._layout()
+        hits: list[Hit] = []
+        for rank, hit in enumerate(response.get("hits", {}).get("hits", [])[: prepared.k], start=1):
+            doc = document_from_source(hit.get("_id"), hit.get("_source"), layout, vectors=False)
+            fields = {**doc.metadata, **doc.fields}
+            score = float(hit.get("_score") or 0.0) / prepared.scale
+            if prepared.similarity is not None:
+                score = knn_score_to_similarity(score, prepared.similarity)
+            hits.append(Hit(id=doc.id, score=score, rank=rank, fields=fields))
         return hits
 
     def dense_scale_problem(self, fusion: ServerFusion) -> str | None:
@@ -712,17 +865,12 @@ class LuceneConnector(Connector):
         return SparseVector(vector.indices, stored, sort=False)
 
     def search_text(self, text: str, k: int, filter: FilterLike = None) -> list[Hit]:
-        body = self.text_search_body(text, k, filter)
-        if not text.strip():
-            return []
-        return self.run_search(body, k, what="run a text (BM25) search")
+        return self.execute(self.prepare_text(text, k, filter))
 
     def search_hybrid(self, request: HybridRequest) -> list[Hit]:
         """Fuse server-side; UnsupportedOperation (with the reason) when the engine cannot fuse with exactly
         the hybrid module's semantics: the same on every engine, so the searcher falls back client-side."""
-        spec = self._require_spec()
-        self.check_hybrid(request)
-        return self._hybrid(request, spec)
+        return self.execute(self.prepare_hybrid_search(request))
 
     def check_hybrid(self, request: HybridRequest) -> tuple[Signal, ...]:
         """The request's signals, after checking it; UnsupportedOperation with the reason when the engine
@@ -749,16 +897,7 @@ class LuceneConnector(Connector):
         self, body: Mapping[str, Any], k: int, scale: float = 1.0, *, what: str = "search", **params: Any
     ) -> list[Hit]:
         """Run a `_search` and read its hits (scores divided by `scale`)."""
-        layout = self._layout()
-        response = self.cluster.search(body, layout.spec.name, what=what, **params)
-        hits: list[Hit] = []
-        for rank, hit in enumerate(response.get("hits", {}).get("hits", [])[:k], start=1):
-            doc = document_from_source(hit.get("_id"), hit.get("_source"), layout, vectors=False)
-            fields = {**doc.metadata, **doc.fields}
-            hits.append(
-                Hit(id=doc.id, score=float(hit.get("_score") or 0.0) / scale, rank=rank, fields=fields)
-            )
-        return hits
+        return self.execute(PreparedSearch(dict(body), k, what, scale, params))
 
     def explain_sparse(self, vector: SparseVector, doc_id: DocId) -> list[tuple[int, str, float]]:
         """Per-token terms of the sparse score the engine gives `doc_id` for `vector`: `(token id, token

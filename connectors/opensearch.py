@@ -48,7 +48,13 @@ from spladebridge.connectors.filters import FilterLike
 from spladebridge.connectors.http_settings import OS_ENV_PREFIX, HttpSettings
 from spladebridge.connectors.lucene import knn_score_to_similarity
 from spladebridge.connectors.lucene_client import NO_TRANSPORT_RETRIES, OpenSearchClient
-from spladebridge.connectors.lucene_connector import LuceneConnector, SparseQuery, check_k, filtered
+from spladebridge.connectors.lucene_connector import (
+    LuceneConnector,
+    PreparedSearch,
+    SparseQuery,
+    check_k,
+    filtered,
+)
 from spladebridge.connectors.lucene_documents import Layout
 from spladebridge.connectors.lucene_queries import FeatureNamer
 from spladebridge.connectors.opensearch_bodies import (
@@ -424,20 +430,27 @@ class OpenSearchConnector(LuceneConnector):
 
     # -- reads ----------------------------------------------------------------------------------------
 
-    def scan_hits(self, index: str, batch_size: int) -> Iterator[dict[str, Any]]:
+    def scan_hits(
+        self, index: str, batch_size: int, *, versions_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """A point in time sorted on `_id` (2.4+); a scroll on older servers or without `_id` fielddata."""
         if self.server_info().version < (2, 4):
-            return self.scan_scroll(index, batch_size)
-        return super().scan_hits(index, batch_size)
+            return self.scan_scroll(index, batch_size, versions_only=versions_only)
+        return super().scan_hits(index, batch_size, versions_only=versions_only)
 
     def scroll_instead(self, exc: ConnectorError) -> bool:
         """`indices.id_field_data.enabled: false`: no sort on `_id`; a scroll skips nothing either."""
         return "fielddata" in str(exc).lower()
 
-    def scan_scroll(self, index: str, batch_size: int) -> Iterator[dict[str, Any]]:
+    def scan_scroll(
+        self, index: str, batch_size: int, *, versions_only: bool = False
+    ) -> Iterator[dict[str, Any]]:
         from opensearchpy.helpers import scan as scroll_scan
 
-        hits = scroll_scan(self.client, index=index, query={"query": {"match_all": {}}}, size=batch_size)
+        query: dict[str, Any] = {"query": {"match_all": {}}}
+        if versions_only:
+            query.update(_source=False, seq_no_primary_term=True)
+        hits = scroll_scan(self.client, index=index, query=query, size=batch_size)
         while (hit := self.cluster.call("scan the index", lambda: next(hits, None), index)) is not None:
             yield hit
 
@@ -497,21 +510,35 @@ class OpenSearchConnector(LuceneConnector):
                 self._pipelines.add(name)
         return name
 
-    def _hybrid(self, request: HybridRequest, spec: IndexSpec) -> list[Hit]:
+    def prepare_hybrid(self, request: HybridRequest, spec: IndexSpec) -> PreparedSearch | None:
         all_signals = request.signals()
         signals, queries = self.hybrid_queries(request)
         if not queries:
-            return []
+            return None
         fusion = request.fusion
         if len(signals) != len(all_signals) and fusion.weights is not None:
             kept = [fusion.weights[all_signals.index(s)] for s in signals]
             fusion = dataclasses.replace(fusion, weights=tuple(kept), signals=tuple(signals))
         plan: FusionPlan = plan_fusion(fusion, len(queries))
-        name = self.ensure_pipeline(plan.pipeline)
         body = self._hybrid_body(request.candidates, queries, spec)
-        return self.run_search(
-            body, request.k, 1.0 / plan.score_scale, what="run a hybrid search", search_pipeline=name
+        return PreparedSearch(
+            body,
+            request.k,
+            "run a hybrid search",
+            1.0 / plan.score_scale,
+            {"search_pipeline": plan.pipeline.name},
+            setup=plan.pipeline,
         )
+
+    def needs_setup(self, prepared: PreparedSearch) -> bool:
+        """Whether the search pipeline of `prepared` is not yet known to exist."""
+        setup = prepared.setup
+        return isinstance(setup, SearchPipeline) and setup.name not in self._pipelines
+
+    def run_setup(self, setup: object) -> None:
+        """Create the search pipeline a hybrid search names (once per connector)."""
+        if isinstance(setup, SearchPipeline):
+            self.ensure_pipeline(setup)
 
     def _hybrid_body(self, size: int, queries: list[dict[str, Any]], spec: IndexSpec) -> dict[str, Any]:
         body = self.search_body(size, {"hybrid": {"queries": queries}}, spec)

@@ -12,11 +12,12 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from tenacity import (
+    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception,
@@ -82,6 +83,20 @@ class RetryPolicy:
         result: T = retrying(fn)
         return result
 
+    async def call_async(
+        self, fn: Callable[[], Awaitable[T]], *, retry_if: Callable[[BaseException], bool]
+    ) -> T:
+        """`call` for coroutines: the same attempts and backoff, waiting with `asyncio.sleep`."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(retry_if), reraise=True, **self._settings(what="call", sleep=False)
+        )
+
+        async def attempt() -> T:  # a coroutine function, so that tenacity awaits each attempt
+            return await fn()
+
+        result: T = await retrying(attempt)
+        return result
+
     def rounds(self, items: Sequence[Item], send: Callable[[list[Item], int], Sequence[Item]]) -> int:
         """Per-item re-send rounds: `send(pending, attempt)` sends `pending` once, records each item's
         outcome, and returns the items that failed transiently; those are sent again after the backoff,
@@ -104,13 +119,18 @@ class RetryPolicy:
         return attempt
 
     def _retrying(self, *, what: str, **kwargs: Any) -> Retrying:
-        return Retrying(
-            stop=stop_after_attempt(self.attempts),
-            wait=wait_exponential(multiplier=self.initial_backoff, exp_base=2, max=self.max_backoff),
-            sleep=self.sleep,
-            before_sleep=lambda state: _log_retry(state, self.attempts, what),
-            **kwargs,
-        )
+        return Retrying(**self._settings(what=what), **kwargs)
+
+    def _settings(self, *, what: str, sleep: bool = True) -> dict[str, Any]:
+        """The stop, wait and logging settings of every retrying loop (sync and async alike)."""
+        settings: dict[str, Any] = {
+            "stop": stop_after_attempt(self.attempts),
+            "wait": wait_exponential(multiplier=self.initial_backoff, exp_base=2, max=self.max_backoff),
+            "before_sleep": lambda state: _log_retry(state, self.attempts, what),
+        }
+        if sleep:
+            settings["sleep"] = self.sleep
+        return settings
 
 
 def _last_result(state: RetryCallState) -> Any:

@@ -2,13 +2,15 @@
 
 `migrate()` is the engine-neutral loop (source -> encode -> target, checkpointed, resumable, verified);
 `spladebridge.migrate.lucene_cluster` holds the Elasticsearch / OpenSearch side (reindex with an alias swap,
-in-place mapping + partial updates, PIT scans); `plan_migration()` is the `--dry-run`.
+in-place mapping + partial updates, PIT scans); `plan_migration()` is the `--dry-run`. `LiveMigration` makes a
+migration of an index that keeps taking writes end equal to its final state (`spladebridge.migrate.live`).
 """
 
 from __future__ import annotations
 
 from .._callable_module import make_module_callable
 from .core import MigrationError, MigrationReport, migrate
+from .live import LiveMigration, LiveOptions
 from .lucene_bodies import AddedFields
 from .lucene_cluster import (
     InPlaceTarget,
@@ -34,6 +36,8 @@ __all__ = [
     "ConnectorSource",
     "ConnectorTarget",
     "InPlaceTarget",
+    "LiveMigration",
+    "LiveOptions",
     "LuceneIndexSource",
     "MigrationError",
     "MigrationPlan",

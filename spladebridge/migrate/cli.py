@@ -7,7 +7,9 @@ names the index), so the module also runs alone: `python -m spladebridge.migrate
 
 Modes: `reindex` and `in-place` take an Elasticsearch / OpenSearch index or alias on `--url`; `to-qdrant`
 copies one into a Qdrant collection (`--to qdrant-edge://PATH` or `qdrant://HOST:PORT`); `copy` re-encodes a
-JSONL / CSV / Parquet file or any engine's index (`--from-url`) into `--to`.
+JSONL / CSV / Parquet file or any engine's index (`--from-url`) into `--to`. `--live` (reindex, in-place,
+to-qdrant) migrates an index that keeps taking writes (`spladebridge.migrate.live`); with `--dry-run` it also
+prints the freeze to expect, from rates measured on the source (`spladebridge.migrate.freeze_plan`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,11 @@ from spladebridge.connectors.base import Connector, IndexSpec
 from spladebridge.connectors.lucene_client import LuceneClient
 from spladebridge.connectors.lucene_connector import LuceneConnector, lucene_connector
 from spladebridge.engines import connect, detect_http_engine, http_settings, parse_engine_url
+from spladebridge.spark_option import add_spark_option, spark_stage
 
 from .core import MigrationError, MigrationReport, migrate
+from .freeze_plan import estimate_freeze
+from .live import LiveMigration, LiveOptions
 from .lucene_bodies import AddedFields
 from .lucene_cluster import (
     InPlaceTarget,
@@ -114,6 +119,7 @@ def add_parser(
     p.add_argument("--text-field", "-f", dest="text_fields", action="append", help="text field(s) to encode")
     p.add_argument("--id-field", help="copy from a file: the id field (default _id, then id)")
     p.add_argument("--batch-size", type=int, help="documents per encode/write batch (default 64)")
+    add_spark_option(p)
     p.add_argument("--checkpoint", help="checkpoint file (default: under the state folder)")
     p.add_argument("--dead-letter", help="JSONL file for failed documents (default: beside the checkpoint)")
     p.add_argument("--state-dir", help="folder for checkpoints and dead letters (default .spladebridge)")
@@ -132,6 +138,32 @@ def add_parser(
     p.add_argument("--no-verify", action="store_true", help="skip verification (not recommended)")
     p.add_argument(
         "--allow-unverified", action="store_true", help="finalize (swap the alias) even if verification fails"
+    )
+    live = p.add_argument_group("live source (reindex, in-place, to-qdrant)")
+    live.add_argument(
+        "--live",
+        action="store_true",
+        help="the source keeps taking writes: capture changes during the copy, catch up, then freeze writes "
+        "for the last delta and swap (in place: conditional updates, no freeze)",
+    )
+    live.add_argument(
+        "--freeze-at",
+        type=int,
+        default=1000,
+        help="freeze once a catch-up pass finds at most this many changed documents (default 1000)",
+    )
+    live.add_argument("--max-passes", type=int, default=10, help="catch-up passes at most (default 10)")
+    live.add_argument(
+        "--after-swap",
+        choices=("lift", "read-only"),
+        default="lift",
+        help="the old index after the swap: lift its write block, or keep it read-only (default lift)",
+    )
+    live.add_argument(
+        "--rate-window",
+        type=float,
+        default=3.0,
+        help="--dry-run --live: seconds over which the source's write rate is measured (default 3)",
     )
     g = p.add_argument_group("models")
     g.add_argument("--sparse-model", help="SPLADE model name or folder (default: bundled SPLADE-tiny)")
@@ -234,6 +266,7 @@ def _setup(
     args: argparse.Namespace, settings: Settings, text_fields: tuple[str, ...], dense_dim: int | None
 ) -> _Setup:
     mode = args.mode
+    live = bool(getattr(args, "live", False))
     if mode in ("reindex", "in-place", "to-qdrant"):
         api = _http_client(settings, None)
         added = _added(api, args, dense_dim if mode != "to-qdrant" else None)
@@ -244,7 +277,9 @@ def _setup(
                 else _resolve_dry(api, args.source, args.alias)
             )
             new = args.new_index or default_new_index(old)
-            source = LuceneIndexSource(api, old, text_fields, added=added, sort_field=args.sort_field)
+            source = LuceneIndexSource(
+                api, old, text_fields, added=added, sort_field=args.sort_field, track_versions=live
+            )
             target = ReindexTarget(
                 api, old, new, alias, text_fields, added, alias_options=options, delete_old=args.delete_old
             )
@@ -270,7 +305,9 @@ def _setup(
                 else {},
             )
         if mode == "in-place":
-            source = LuceneIndexSource(api, args.source, text_fields, added=added, sort_field=args.sort_field)
+            source = LuceneIndexSource(
+                api, args.source, text_fields, added=added, sort_field=args.sort_field, track_versions=live
+            )
             in_place = InPlaceTarget(api, args.source, text_fields, added)
             mapping = in_place.mapping_body() if args.dry_run else {}
             return _Setup(
@@ -283,7 +320,9 @@ def _setup(
                 ],
                 {"properties": mapping.get("properties", {})} if mapping else {},
             )
-        source = LuceneIndexSource(api, args.source, text_fields, added=added, sort_field=args.sort_field)
+        source = LuceneIndexSource(
+            api, args.source, text_fields, added=added, sort_field=args.sort_field, track_versions=live
+        )
         return _to_connector(args, settings, source, text_fields, dense_dim)
     if args.from_url:
         reader = _connect(settings, args.from_url, args.source)
@@ -365,9 +404,30 @@ def run(
         raise MigrateUsageError(f"--mode {args.mode} needs --to URL (e.g. qdrant-edge://./shards)")
     if args.from_url and args.mode != "copy":
         raise MigrateUsageError("--from-url is for --mode copy")
+    if getattr(args, "live", False):
+        if args.mode == "copy":
+            raise MigrateUsageError(
+                "--live reads the versions of an Elasticsearch / OpenSearch index: use it with --mode reindex, "
+                "in-place or to-qdrant (a file or another engine's index cannot be caught up)"
+            )
+        if args.freeze_at < 0 or args.max_passes < 1 or args.rate_window <= 0:
+            raise MigrateUsageError("--freeze-at must be >= 0, --max-passes >= 1 and --rate-window > 0")
     settings = _settings(args)
     text_fields = tuple(settings["text_fields"])
-    sparse, dense = encoders if encoders is not None else _encoders(args, settings)
+    batch_size = settings["batch_size"]
+    query_encoder = None
+    if encoders is not None:
+        sparse, dense = encoders
+    elif getattr(args, "spark", None):
+        stage = spark_stage(args.spark, settings, bool(args.dense), args.batch_size)
+        sparse, dense, batch_size, query_encoder = (
+            stage.sparse,
+            stage.dense,
+            stage.batch_size,
+            stage.query_encoder,
+        )
+    else:
+        sparse, dense = _encoders(args, settings)
     dense_dim = int(dense.dim) if dense is not None else None
     setup = _setup(args, settings, text_fields, dense_dim)
     try:
@@ -382,17 +442,22 @@ def run(
                 actions=setup.actions,
                 mappings=setup.mappings,
             )
+            if getattr(args, "live", False) and isinstance(setup.source, LuceneIndexSource):
+                estimate = estimate_freeze(setup.source, plan.encode_docs_per_s, window_s=args.rate_window)
+                plan.freeze = estimate.to_json_obj()
+                plan.freeze_summary = estimate.summary()
             _emit(plan.to_json_obj() if args.json else plan.summary(), out, args.json)
             return EXIT_OK
         assert setup.target is not None
         checkpoint, dead = _state_paths(args, settings)
+        live = _live(args, setup.source)
         report: MigrationReport = migrate(
             setup.source,
             setup.target,
             sparse,
             dense,
             text_fields=text_fields,
-            batch_size=settings["batch_size"],
+            batch_size=batch_size,
             checkpoint=checkpoint,
             resume=args.resume,
             restart=args.restart,
@@ -403,6 +468,8 @@ def run(
             k=args.k,
             require_verified=not args.allow_unverified,
             mode=args.mode,
+            live=live,
+            query_encoder=query_encoder,
         )
     except (MigrationError, SourceChanged) as exc:
         print(f"spladebridge: error: {exc}", file=sys.stderr)
@@ -413,6 +480,15 @@ def run(
             setup.target.close()
     _emit(report.to_json_obj() if args.json else report.summary(), out, args.json)
     return EXIT_OK if report.ok or report.already_finished else EXIT_FAILED
+
+
+def _live(args: argparse.Namespace, source: MigrationSource) -> LiveMigration | None:
+    """The live part of the migration, when `--live` asks for one."""
+    if not getattr(args, "live", False):
+        return None
+    assert isinstance(source, LuceneIndexSource)
+    options = LiveOptions(freeze_at=args.freeze_at, max_passes=args.max_passes, after_swap=args.after_swap)
+    return LiveMigration(source, options)
 
 
 def _emit(value: Any, out: TextIO, as_json: bool) -> None:

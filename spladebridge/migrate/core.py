@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spladebridge.dead_letter import DeadLetterFile
 from spladebridge.ingest import (
@@ -33,6 +33,9 @@ from spladebridge.ingest import (
 from .sources import MigrationSource, MigrationTarget, SourceBatch
 from .state import MigrationState
 from .verify import Sampler, VerificationReport, verify
+
+if TYPE_CHECKING:
+    from .live import LiveMigration
 
 __all__ = ["MigrationError", "MigrationReport", "migrate"]
 
@@ -71,6 +74,7 @@ class MigrationReport:
     stopped: str | None = None
     checkpoint: Path | None = None
     dead_letter: Path | None = None
+    live: dict[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,12 +106,29 @@ class MigrationReport:
             lines.append(f"failed documents and their errors: {self.dead_letter}")
         if self.verification is not None:
             lines.append(self.verification.summary())
+        if self.live is not None:
+            lines.extend(_live_lines(self.live))
         lines.extend(f"finalized: {a}" for a in self.finalized)
         if self.stopped:
             lines.append(f"stopped: {self.stopped}")
         if not self.finished and self.checkpoint is not None:
             lines.append(f"not finished; run again with resume to continue from {self.checkpoint}")
         return "\n".join(lines)
+
+
+def _live_lines(live: dict[str, Any]) -> list[str]:
+    lines = [
+        f"catch-up pass {p['number']}{' (frozen)' if p['frozen'] else ''}: scanned {p['scanned']}, changed "
+        f"{p['changed']}, deleted {p['deleted']}, written {p['written']} in {p['seconds']:.2f}s"
+        for p in live.get("passes", [])
+    ]
+    if live.get("freeze_s") is not None:
+        lines.append(
+            f"freeze: {live['freeze_s']:.2f}s (last delta {live.get('final_delta')}); write block "
+            f"{live.get('write_block')}"
+        )
+    lines.extend(f"note: {n}" for n in live.get("notes", []))
+    return lines
 
 
 def _failure_from_read(f: Any) -> Failure:
@@ -139,6 +160,7 @@ def migrate(
     mode: str = "copy",
     max_retries: None = None,
     retry_backoff_s: None = None,
+    live: LiveMigration | None = None,
 ) -> MigrationReport:
     """Copy every document of `source` into `target` with freshly encoded vectors, then verify and finalize.
 
@@ -149,17 +171,24 @@ def migrate(
     words of `auto_queries` sampled documents serve as queries. With `require_verified`,
     `finalize` (an alias swap, for example) only happens when verification passed. Writes are not retried
     here: the target retries under its `RetryPolicy` (`max_retries` and `retry_backoff_s` were removed).
+
+    `live` (a `LiveMigration`): the source keeps taking writes; after the copy, catch-up passes and a short
+    write freeze make the target equal to the source's final state before `finalize` (see
+    `spladebridge.migrate.live`); the verification then runs inside the freeze, against that final state.
     """
     refuse_retry_settings("migrate()", max_retries=max_retries, retry_backoff_s=retry_backoff_s)
     if batch_size <= 0:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     fields = tuple(text_fields) if text_fields is not None else tuple(source.text_fields)
+    if live is not None:
+        target = live.wrap(target)
     ident = {
         "mode": mode,
         "source": source.describe(),
         "target": target.describe(),
         "text_fields": list(fields),
         "dense": dense_encoder is not None,
+        **({"live": live.describe()} if live is not None else {}),
         **(identity or {}),
     }
     state, existed = MigrationState.open(checkpoint, ident, restart=restart)
@@ -184,6 +213,8 @@ def migrate(
             "it or restart=True (--restart) to start over"
         )
     report.resumed = existed
+    if live is not None:
+        live.attach(state, existed)
     state.runs += 1
     report.runs = state.runs
     if query_encoder is None and hasattr(sparse_encoder, "encode_queries"):
@@ -212,7 +243,22 @@ def migrate(
             state.phase = "copied"
             state.save()
         report.complete = True
-        if verify_after and state.phase == "copied":
+        if live is not None:
+            _finish_live(
+                live,
+                state,
+                report,
+                fields,
+                sparse_encoder,
+                dense_encoder,
+                batch_size,
+                dlq,
+                sample_size,
+                sample_seed,
+                require_verified,
+                finalize,
+            )
+        elif verify_after and state.phase == "copied":
             failed_total = state.counts.get("failed", 0)
             queries = list(sample_queries) if sample_queries else sampler.probes(auto_queries)
             report.verification = verify(
@@ -237,7 +283,7 @@ def migrate(
                 )
         elif not verify_after and state.phase == "copied":
             state.phase = "verified"
-        if finalize and state.phase == "verified" and report.stopped is None:
+        if live is None and finalize and state.phase == "verified" and report.stopped is None:
             report.finalized = target.finalize()
             state.finalized.extend(report.finalized)
             state.phase = "finished"
@@ -247,6 +293,9 @@ def migrate(
         report.stopped = "interrupted"
         raise
     finally:
+        if live is not None:
+            report.live = live.report.to_json_obj()
+            live.known.close()
         report.duration_s = time.perf_counter() - started
         report.docs_per_s = report.written / report.duration_s if report.duration_s > 0 else 0.0
         report.totals = dict(state.counts)
@@ -328,6 +377,21 @@ def _one_batch(
         )
     written = len(result.written)
     failures.extend(result.rejected)
+    record_failures(failures, report, dlq)
+    n_read = len(batch.documents) + len(batch.failures)
+    report.read += n_read
+    report.written += written
+    report.failed += len(failures)
+    state.add(read=n_read, encoded=len(encoded), written=written, failed=len(failures))
+    state.cursor = batch.cursor
+    state.sample = sampler.state()
+    state.save()
+
+
+def record_failures(
+    failures: Sequence[tuple[Failure, Any]], report: MigrationReport, dlq: DeadLetterFile | None
+) -> None:
+    """List failures in the report (up to `MAX_LISTED_FAILURES`) and write them to the dead-letter file."""
     for failure, raw in failures:
         if len(report.failures) < MAX_LISTED_FAILURES:
             report.failures.append(failure)
@@ -344,11 +408,43 @@ def _one_batch(
             )
     if dlq is not None:
         dlq.sync()
-    n_read = len(batch.documents) + len(batch.failures)
-    report.read += n_read
-    report.written += written
-    report.failed += len(failures)
-    state.add(read=n_read, encoded=len(encoded), written=written, failed=len(failures))
-    state.cursor = batch.cursor
-    state.sample = sampler.state()
-    state.save()
+
+
+def _finish_live(
+    live: LiveMigration,
+    state: MigrationState,
+    report: MigrationReport,
+    fields: tuple[str, ...],
+    sparse_encoder: SparseEncoderLike,
+    dense_encoder: DenseEncoderLike | None,
+    batch_size: int,
+    dlq: DeadLetterFile | None,
+    sample_size: int,
+    sample_seed: int,
+    require_verified: bool,
+    finalize: bool,
+) -> None:
+    """Catch up, freeze, verify and finalize a live migration (its verification replaces the copy's)."""
+    from .live import LiveSettings
+
+    def on_failures(failures: list[tuple[Failure, Any]]) -> None:
+        report.failed += len(failures)
+        state.add(failed=len(failures))
+        record_failures(failures, report, dlq)
+
+    settings = LiveSettings(
+        text_fields=fields,
+        sparse_encoder=sparse_encoder,
+        dense_encoder=dense_encoder,
+        batch_size=batch_size,
+        sample_size=sample_size,
+        sample_seed=sample_seed,
+        require_verified=require_verified,
+        finalize=finalize,
+        on_failures=on_failures,
+    )
+    finalized, verification, stopped = live.finish(state, settings)
+    report.verification = verification
+    report.finalized = finalized
+    report.stopped = stopped
+    report.finished = state.finished

@@ -20,9 +20,9 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from spladebridge.connectors.base import ConnectorError, DocId, Document, Hit, WriteReport
-from spladebridge.connectors.bulk import BulkConfig
-from spladebridge.connectors.lucene_client import LuceneClient
+from spladebridge.connectors.base import ConnectorError, DocId, Document, Hit, ItemOutcome, WriteReport
+from spladebridge.connectors.bulk import BulkConfig, item_version
+from spladebridge.connectors.lucene_client import DocVersion, LuceneClient
 from spladebridge.connectors.lucene_connector import LuceneConnector, lucene_connector, pit_page_body
 from spladebridge.connectors.lucene_documents import Layout, document_from_source
 from spladebridge.connectors.lucene_queries import FeatureNamer, bm25_query
@@ -72,12 +72,17 @@ class LuceneIndexSource:
         added: AddedFields | None = None,
         sort_field: str | None = None,
         keep_alive: str = "10m",
+        track_versions: bool = False,
     ) -> None:
         self.api = api
         self.index = index
         self.text_fields = tuple(text_fields)
         self.added = added or AddedFields()
         self.keep_alive = keep_alive
+        #: with `track_versions`, every page read carries each document's `(seq_no, primary_term)`
+        self.track_versions = track_versions
+        #: the versions of the documents handed out last (a scan page or a `fetch`), by Lucene id
+        self.read_versions: dict[str, DocVersion] = {}
         if sort_field is None:
             sort_field = "_id" if api.dialect == "opensearch" else "_shard_doc"
         self.sort_field = sort_field
@@ -99,7 +104,13 @@ class LuceneIndexSource:
 
     def _page(self, pit_id: str, size: int, search_after: list[Any] | None) -> dict[str, Any]:
         body = pit_page_body(
-            pit_id, size, self.keep_alive, [self.sort_field], search_after, self.added.names()
+            pit_id,
+            size,
+            self.keep_alive,
+            [self.sort_field],
+            search_after,
+            self.added.names(),
+            versions=self.track_versions,
         )
         return self.api.search(body, what="scan the source index")
 
@@ -143,6 +154,7 @@ class LuceneIndexSource:
             if not hits:
                 break
             docs = [self._document(h) for h in hits]
+            self.read_versions = self._versions(hits)
             search_after = list(hits[-1]["sort"])
             batch = SourceBatch(
                 docs,
@@ -162,6 +174,52 @@ class LuceneIndexSource:
         # Only a scan read to its end closes its PIT: after a crash it lives on for `keep_alive`, so that a
         # resumed run can continue in it (the only way to resume `_shard_doc` order). `close()` releases it.
         self.release()
+
+    def _versions(self, entries: Sequence[Mapping[str, Any]]) -> dict[str, DocVersion]:
+        if not self.track_versions:
+            return {}
+        out: dict[str, DocVersion] = {}
+        for entry in entries:
+            version = item_version(entry)
+            if version is None:
+                raise ConnectorError(
+                    f"{self.api.dialect}: {entry.get('_id')!r} of {self.index!r} came back without _seq_no",
+                    index=self.index,
+                )
+            out[str(entry["_id"])] = version
+        return out
+
+    # -- change capture (a live migration) ---------------------------------------------------------------
+
+    def scan_versions(self, batch_size: int = 10_000) -> dict[str, DocVersion]:
+        """Every document's id and version, read without `_source` (after a refresh, so every acknowledged
+        write is seen)."""
+        self.api.refresh(self.index)
+        return dict(lucene_connector(self.api).scan_versions(self.index, batch_size))
+
+    def fetch(self, ids: Sequence[str]) -> list[Document | None]:
+        """The documents `ids` as they are now (None: deleted), their versions kept in `read_versions`."""
+        entries = self.api.mget(self.index, list(ids)) if ids else []
+        found = [e for e in entries if e.get("found")]
+        self.read_versions = self._versions(found)
+        return [self._document(e) if e.get("found") else None for e in entries]
+
+    def exists(self) -> bool:
+        return self.api.exists(self.index)
+
+    def block_writes(self) -> None:
+        """The start of the freeze: the engine refuses writes to the source from now on."""
+        self.api.add_write_block(self.index)
+
+    def lift_write_block(self) -> None:
+        self.api.remove_write_block(self.index)
+
+    def write_blocked(self) -> bool:
+        return self.api.write_blocked(self.index)
+
+    def write_operations(self) -> int:
+        """The source's index + delete operation counter (its growth over time is the write rate)."""
+        return self.api.write_operations(self.index)
 
     def release(self) -> None:
         """Close the point in time of an unfinished scan now, instead of letting it expire."""
@@ -285,6 +343,10 @@ class _LuceneTarget:
 
     def search_connector(self) -> LuceneConnector:
         return self.connector
+
+    def delete(self, ids: Sequence[DocId]) -> WriteReport:
+        """Delete documents by id (absent ones count as deleted): a live migration's deletions."""
+        return self.connector.delete(list(ids))
 
     def close(self) -> None:
         return None
@@ -455,6 +517,20 @@ class InPlaceTarget(_LuceneTarget):
     def write(self, documents: Sequence[Document]) -> WriteReport:
         """Only the vector fields of each document (the rest of its source is left as it is)."""
         return self.connector.update_vectors(documents)
+
+    def write_versioned(
+        self, documents: Sequence[Document], versions: Mapping[str, DocVersion]
+    ) -> WriteReport:
+        """As `write`, each update conditional on the version its text was read at (409: changed since)."""
+        return self.connector.update_vectors(documents, versions)
+
+    def clear_vectors(self, ids: Sequence[DocId], versions: Mapping[str, DocVersion]) -> WriteReport:
+        """Null the vector fields (conditional on `versions`) before new ones are written over old ones."""
+        return self.connector.clear_vectors(ids, versions)
+
+    def delete(self, ids: Sequence[DocId]) -> WriteReport:
+        """In place the source is the target: a document deleted there is gone already."""
+        return WriteReport([ItemOutcome(i, ok=True, status="deleted in the source") for i in ids])
 
     def finalize(self) -> list[str]:
         self.api.refresh(self.index)

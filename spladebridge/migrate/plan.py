@@ -50,6 +50,9 @@ class MigrationPlan:
     estimated_sparse_bytes: int = 0
     estimated_dense_bytes: int = 0
     notes: list[str] = field(default_factory=list)
+    #: a live migration's expected freeze (`spladebridge.migrate.freeze_plan.FreezeEstimate`), measured
+    freeze: dict[str, Any] | None = None
+    freeze_summary: str | None = None
 
     @property
     def estimated_growth_bytes(self) -> int:
@@ -86,6 +89,8 @@ class MigrationPlan:
             f"(sparse {_size(self.estimated_sparse_bytes)}, dense {_size(self.estimated_dense_bytes)})"
         )
         lines.append(f"  formula: {self.formula()}")
+        if self.freeze_summary:
+            lines.append(self.freeze_summary)
         lines.extend(f"note: {n}" for n in self.notes)
         return "\n".join(lines)
 

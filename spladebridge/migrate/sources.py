@@ -322,6 +322,13 @@ class ConnectorTarget:
     def search_connector(self) -> Connector | None:
         return self.connector
 
+    def delete(self, ids: Sequence[DocId]) -> WriteReport:
+        """Delete documents by id (a live migration's deletions), made durable like a written batch."""
+        report = self.connector.delete(list(ids))
+        if self.flush_each_batch:
+            self.connector.flush()
+        return report
+
     def finalize(self) -> list[str]:
         optimize = getattr(self.connector, "optimize", None)
         if callable(optimize):

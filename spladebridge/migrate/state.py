@@ -4,7 +4,10 @@ Saved as JSON after every written batch: a temporary file in the same folder, fs
 so a kill leaves the old or the new checkpoint, never half of one. The cursor is whatever the source needs
 to continue (a position for files and connector scans; PIT id and `search_after` sort values for
 Elasticsearch / OpenSearch). `phase` moves copy -> copied -> verified -> finished; a finished checkpoint makes
-a re-run a no-op.
+a re-run a no-op. A live migration goes copy -> copied -> catch-up -> frozen -> finished instead, and keeps in
+`live` how many catch-up passes ran and when the freeze began (its document versions are in a file beside
+the checkpoint, `spladebridge.migrate.versions`), so a run killed during the catch-up or the freeze resumes
+there.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ __all__ = ["STATE_KIND", "STATE_VERSION", "MigrationState", "Phase", "StateError
 
 STATE_VERSION = 1
 STATE_KIND = "spladebridge-migration"
-Phase: TypeAlias = Literal["copy", "copied", "verified", "finished"]
-_PHASES: tuple[Phase, ...] = ("copy", "copied", "verified", "finished")
+Phase: TypeAlias = Literal["copy", "copied", "verified", "catch-up", "frozen", "finished"]
+_PHASES: tuple[Phase, ...] = ("copy", "copied", "verified", "catch-up", "frozen", "finished")
 
 
 class StateError(ValueError):
@@ -43,6 +46,7 @@ class MigrationState:
     phase: Phase = "copy"
     runs: int = 0
     finalized: list[str] = field(default_factory=list)
+    live: dict[str, Any] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
@@ -94,6 +98,7 @@ class MigrationState:
                 phase=phase,
                 runs=int(data.get("runs", 0)),
                 finalized=[str(a) for a in data.get("finalized") or []],
+                live=dict(data.get("live") or {}),
             ),
             True,
         )
@@ -109,6 +114,7 @@ class MigrationState:
             "sample": self.sample,
             "runs": self.runs,
             "finalized": self.finalized,
+            "live": self.live,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
