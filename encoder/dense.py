@@ -7,6 +7,7 @@ direction; its cosine with anything is 0) without a model call.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,10 +63,17 @@ class DenseEncoder:
         config: Any = AutoConfig.from_pretrained(resolved.name_or_path, **resolved.load_kwargs)
         self.dim: int = int(config.hidden_size)
         self._model: torch.nn.Module | None = None
+        self._load_lock = threading.Lock()  # the first encode may come from several threads at once
         self.stats = EncodeStats()
         self.last_stats = EncodeStats()
 
     def _load(self) -> torch.nn.Module:
+        if self._model is not None:
+            return self._model
+        with self._load_lock:
+            return self._load_once()
+
+    def _load_once(self) -> torch.nn.Module:
         if self._model is None:
             from transformers import AutoModel
 

@@ -17,6 +17,7 @@ without a model call; this deliberately differs from sentence-transformers, whic
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
@@ -70,9 +71,17 @@ class _MlmSide:
         self.vocab_size = int(config.vocab_size)
         self._model: torch.nn.Module | None = None
         self._pooler: VocabPooler | None = None
+        self._load_lock = threading.Lock()  # the first encode may come from several threads at once
 
     def load(self) -> tuple[torch.nn.Module, VocabPooler]:
-        """Load the model on first use (queries in inference-free mode never need it)."""
+        """Load the model on first use (queries in inference-free mode never need it), once even when several
+        threads ask at the same moment."""
+        if self._model is not None and self._pooler is not None:
+            return self._model, self._pooler
+        with self._load_lock:
+            return self._load_once()
+
+    def _load_once(self) -> tuple[torch.nn.Module, VocabPooler]:
         if self._model is None or self._pooler is None:
             from transformers import AutoModelForMaskedLM
 

@@ -1,7 +1,9 @@
-"""Hybrid search: fusion of ranked lists (pure functions), tuning on labelled data, and `HybridSearcher`."""
+"""Hybrid search: fusion of ranked lists (pure functions), tuning on labelled data, `HybridSearcher` and its
+asyncio twin `AsyncHybridSearcher`."""
 
 from __future__ import annotations
 
+from spladebridge.hybrid.async_searcher import AsyncHybridSearcher
 from spladebridge.hybrid.fusion import (
     MISSING_POLICIES,
     NORMALIZERS,
@@ -35,6 +37,7 @@ __all__ = [
     "MISSING_POLICIES",
     "NORMALIZERS",
     "RRF",
+    "AsyncHybridSearcher",
     "DenseTextEncoder",
     "FusedHit",
     "FusedTable",

@@ -1,92 +1,28 @@
 """`HybridSearcher`: encode a query, run sparse / dense / BM25 signals on one connector, fuse, explain.
 
-Fusion runs server-side when the engine fuses with exactly the same semantics (`to_server_fusion` plus the
-connector's `Capabilities.supports_server_fusion`), else client-side with `spladebridge.hybrid.fusion`;
-either way the results are the same. Each hit carries its fused score and each signal's rank and score.
+The search itself (signal choice, server- or client-side fusion, two-stage rescoring, explanations) is
+`search_core.SearchCore`, shared with `AsyncHybridSearcher`; this class runs its steps synchronously, one
+connector call after another. Each hit carries its fused score and each signal's rank and score.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
-
-from spladebridge.connectors.base import (
-    SIGNALS,
-    Capabilities,
-    Connector,
-    DocId,
-    Document,
-    Hit,
-    HybridRequest,
-    ServerFusion,
-    Signal,
-)
+from spladebridge.connectors.base import Connector, Signal
 from spladebridge.connectors.filters import FilterLike
-from spladebridge.encoder.sparse_vector import SparseVector
-from spladebridge.hybrid.fusion import FusedTable
-from spladebridge.hybrid.protocols import (
-    DenseTextEncoder,
-    ExplainingSparseEncoder,
-    SparseDocumentEncoder,
-    SparseQueryEncoder,
-)
-from spladebridge.hybrid.settings import (
-    RRF,
-    FusionSetting,
-    TwoStage,
-    WeightedSum,
-    fuse_table,
-    to_server_fusion,
-)
-from spladebridge.hybrid.two_stage import rescore
+from spladebridge.hybrid.hits import FusedHit, SignalResult
+from spladebridge.hybrid.protocols import DenseTextEncoder, SparseQueryEncoder
+from spladebridge.hybrid.query_encoding import EncodedQuery, encode_queries
+from spladebridge.hybrid.search_core import DEFAULT_FUSION, SearchCore
+from spladebridge.hybrid.settings import FusionSetting
+from spladebridge.hybrid.steps import CallTarget, run_steps
 
 __all__ = ["DEFAULT_FUSION", "FusedHit", "HybridSearcher", "SignalResult"]
 
-#: The default fusion: RRF with the conventional k = 60 over 1-based ranks.
-#: Chosen on evidence (benchmarks/fusion_defaults.py, five test collections, product path, untuned): the
-#: equal-weight min-max sum had the best mean nDCG@10 (0.488; DBSF 0.487, z-score 0.485, RRF 0.477) and never
-#: fell below the best single signal, where RRF fell 0.015 below dense on cisi.
-DEFAULT_FUSION: FusionSetting = WeightedSum(normalize="minmax")
 
-
-@dataclass(frozen=True, slots=True)
-class SignalResult:
-    """One signal's view of a hit: its 1-based rank and raw score in that signal's candidate list."""
-
-    rank: int
-    score: float
-
-
-@dataclass(slots=True)
-class FusedHit:
-    """One hybrid result: fused score and 1-based rank, stored fields, and what each signal said about it.
-
-    `signals` holds the signals whose candidate lists contained the document (for two-stage: the first stage
-    and the rescoring signal). `explanation` (with `explain=True`) lists the matching expansion terms and
-    their contributions to the sparse dot product, largest first; None when not asked for or when the index
-    holds no sparse vector for the document.
-    """
-
-    id: DocId
-    score: float
-    rank: int
-    fields: dict[str, Any] = field(default_factory=dict)
-    signals: dict[str, SignalResult] = field(default_factory=dict)
-    explanation: list[tuple[str, float]] | None = None
-
-
-@dataclass(slots=True)
-class _Query:
-    text: str
-    sparse: SparseVector | None
-    dense: NDArray[np.float32] | None
-
-
-class HybridSearcher:
+class HybridSearcher(SearchCore):
     """Hybrid search over one connector with a sparse encoder and an optional dense encoder.
 
     `signals`: which of "sparse", "dense", "bm25" to run; None runs every one available (dense when a dense
@@ -98,6 +34,8 @@ class HybridSearcher:
     signal so that every hit reports its per-signal rank and score (always done with `explain=True`).
     `explain_top_k`: how many expansion terms an explanation lists (None: all).
     """
+
+    connector: Connector
 
     def __init__(
         self,
@@ -112,121 +50,18 @@ class HybridSearcher:
         signal_details: bool = True,
         explain_top_k: int | None = 10,
     ) -> None:
-        if not isinstance(sparse_encoder, SparseQueryEncoder):
-            raise TypeError(
-                f"sparse_encoder needs an encode_queries(texts) method, got {type(sparse_encoder)!r}"
-            )
-        if dense_encoder is not None and not isinstance(dense_encoder, DenseTextEncoder):
-            raise TypeError(f"dense_encoder needs an encode(texts) method, got {type(dense_encoder)!r}")
-        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
-            raise ValueError(f"candidates must be a positive integer, got {candidates!r}")
-        if explain_top_k is not None and (isinstance(explain_top_k, bool) or explain_top_k < 0):
-            raise ValueError(f"explain_top_k must be >= 0 or None, got {explain_top_k!r}")
-        if not isinstance(fusion, RRF | WeightedSum | TwoStage):
-            raise TypeError(f"fusion must be RRF, WeightedSum or TwoStage, got {type(fusion).__name__}")
-        self.connector = connector
-        self.sparse_encoder = sparse_encoder
-        self.dense_encoder = dense_encoder
-        self.fusion = fusion
-        self.candidates = candidates
-        self.signal_details = signal_details
-        self.explain_top_k = explain_top_k
-        caps = connector.capabilities()
-        self.signals: tuple[Signal, ...] = self._choose_signals(signals, caps.dense, caps.lexical)
-        self._server: ServerFusion | None = None
-        #: Why fusion runs client-side (None when the engine fuses, or when never asked to).
-        self.server_fusion_problem: str | None = None
-        if isinstance(fusion, TwoStage):
-            self._check_two_stage(fusion)
-            self.server_fusion_problem = "two-stage rescoring runs client-side"
-        else:
-            if fusion.weights is not None and len(fusion.weights) != len(self.signals):
-                raise ValueError(
-                    f"fusion has {len(fusion.weights)} weights for {len(self.signals)} signals "
-                    f"{self.signals}; weights follow the signals"
-                )
-            if server_fusion is not False:
-                self._server, self.server_fusion_problem = self._plan_server(fusion, caps)
-        if server_fusion is True and self._server is None:
-            raise ValueError(
-                f"{caps.engine} cannot fuse {fusion!r} server-side with the same semantics "
-                f"({self.server_fusion_problem}); use server_fusion=None to fuse client-side"
-            )
-
-    @property
-    def uses_server_fusion(self) -> bool:
-        """True when searches are fused by the engine."""
-        return self._server is not None
-
-    # -- configuration checks -------------------------------------------------------------------------
-
-    def _choose_signals(
-        self, signals: Sequence[Signal] | None, has_dense: bool, has_lexical: bool
-    ) -> tuple[Signal, ...]:
-        if signals is None:
-            chosen: list[Signal] = ["sparse"]
-            if self.dense_encoder is not None and has_dense:
-                chosen.append("dense")
-            if has_lexical:
-                chosen.append("bm25")
-            return tuple(chosen)
-        if isinstance(signals, str):
-            raise TypeError(f"signals must be a sequence of signal names, got the string {signals!r}")
-        out = tuple(signals)
-        if not out:
-            raise ValueError("signals must name at least one of 'sparse', 'dense', 'bm25'")
-        for i, s in enumerate(out):
-            if s not in SIGNALS:
-                raise ValueError(f"signals[{i}] is {s!r}; choose from {', '.join(SIGNALS)}")
-        if len(set(out)) != len(out):
-            raise ValueError(f"signals name a signal twice: {out}")
-        if "dense" in out and self.dense_encoder is None:
-            raise ValueError("the 'dense' signal needs a dense_encoder")
-        if "dense" in out and not has_dense:
-            raise ValueError("the 'dense' signal needs an index with a dense field")
-        if "bm25" in out and not has_lexical:
-            raise ValueError(
-                "the 'bm25' signal needs an engine with a lexical scorer (capabilities().lexical)"
-            )
-        return out
-
-    def _plan_server(
-        self, fusion: RRF | WeightedSum, caps: Capabilities
-    ) -> tuple[ServerFusion | None, str | None]:
-        """The `ServerFusion` to send, or None and why not.
-
-        Besides `Capabilities.supports_server_fusion` (method and weights), the connector's
-        `server_fusion_problem(fusion, sub_queries)` is consulted (Elasticsearch and OpenSearch check
-        normaliser, missing-document rule, version and licence there).
-        """
-        if len(self.signals) < 2:
-            return None, "a single signal needs no fusion"
-        wanted = to_server_fusion(fusion, self.signals)
-        if wanted is None:
-            return None, "this setting exists only client-side"
-        if wanted.method not in caps.server_fusion:
-            why = [note for note in caps.notes if wanted.method in note]
-            return None, f"{caps.engine} does not offer server-side {wanted.method}" + (
-                f" ({'; '.join(why)})" if why else ""
-            )
-        if not caps.supports_server_fusion(wanted):
-            return None, f"{caps.engine} does not offer server-side {wanted.method} with unequal weights"
-        problem = self.connector.server_fusion_problem(wanted, len(self.signals))
-        if problem:
-            return None, problem
-        return wanted, None
-
-    def _check_two_stage(self, setting: TwoStage) -> None:
-        if "dense" in (setting.first, setting.rescore) and self.dense_encoder is None:
-            raise ValueError(f"two-stage {setting.first}->{setting.rescore} needs a dense_encoder")
-        if (
-            setting.rescore == "sparse"
-            and setting.source == "encode"
-            and not isinstance(self.sparse_encoder, SparseDocumentEncoder)
-        ):
-            raise ValueError("rescoring with encoded sparse vectors needs an encode_documents(texts) method")
-
-    # -- public API -----------------------------------------------------------------------------------
+        super().__init__(
+            connector,
+            sparse_encoder,
+            dense_encoder,
+            signals,
+            fusion,
+            candidates,
+            server_fusion=server_fusion,
+            signal_details=signal_details,
+            explain_top_k=explain_top_k,
+        )
+        run_steps(self.configure_steps(), self._targets())
 
     def search(
         self, query: str, k: int = 10, filter: FilterLike = None, explain: bool = False
@@ -238,188 +73,17 @@ class HybridSearcher:
         self, queries: Sequence[str], k: int = 10, filter: FilterLike = None, explain: bool = False
     ) -> list[list[FusedHit]]:
         """The top `k` fused hits for each query; all queries are encoded in one batch per encoder."""
-        if isinstance(queries, str):
-            raise TypeError("search_batch takes a sequence of query strings; use search() for one query")
-        texts = list(queries)
-        for i, q in enumerate(texts):
-            if not isinstance(q, str):
-                raise TypeError(f"query {i} must be a string, got {type(q).__name__}")
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ValueError(f"k must be a positive integer, got {k!r}")
+        texts = self.check_request(queries, k)
         encoded = self._encode(texts, explain)
-        return [self._search_one(q, k, filter, explain) for q in encoded]
+        targets = self._targets()
+        return [run_steps(self.search_steps(q, k, filter, explain), targets) for q in encoded]
 
-    # -- internals ------------------------------------------------------------------------------------
+    def _encode(self, texts: list[str], explain: bool) -> list[EncodedQuery]:
+        return encode_queries(texts, *self.query_encoders(explain))
 
-    def _needed(self) -> set[Signal]:
-        if isinstance(self.fusion, TwoStage):
-            return {self.fusion.first, self.fusion.rescore}
-        return set(self.signals)
-
-    def _encode(self, texts: list[str], explain: bool) -> list[_Query]:
-        needed = self._needed()
-        if not texts:
-            return []
-        sparse: list[SparseVector] | list[None] = [None] * len(texts)
-        dense: list[NDArray[np.float32]] | list[None] = [None] * len(texts)
-        if "sparse" in needed or explain:
-            sparse = self.sparse_encoder.encode_queries(texts)
-            if len(sparse) != len(texts):
-                raise RuntimeError(f"sparse encoder returned {len(sparse)} vectors for {len(texts)} queries")
-        if "dense" in needed:
-            assert self.dense_encoder is not None
-            matrix = np.asarray(self.dense_encoder.encode(texts), dtype=np.float32)
-            if matrix.ndim != 2 or matrix.shape[0] != len(texts):
-                raise RuntimeError(f"dense encoder returned shape {matrix.shape} for {len(texts)} queries")
-            dense = list(matrix)
-        return [_Query(t, s, d) for t, s, d in zip(texts, sparse, dense, strict=True)]
-
-    def _run_signal(self, signal: Signal, query: _Query, depth: int, filter: FilterLike) -> list[Hit]:
-        if signal == "sparse":
-            assert query.sparse is not None
-            return self.connector.search_sparse(query.sparse, depth, filter)
-        if signal == "dense":
-            assert query.dense is not None
-            return self.connector.search_dense(query.dense, depth, filter)
-        return self.connector.search_text(query.text, depth, filter)
-
-    def _search_one(self, query: _Query, k: int, filter: FilterLike, explain: bool) -> list[FusedHit]:
-        depth = max(self.candidates, k)
-        if isinstance(self.fusion, TwoStage):
-            hits = self._two_stage(self.fusion, query, k, depth, filter)
-        elif self._server is not None:
-            hits = self._server_fused(self._server, query, k, depth, filter, explain)
-        else:
-            lists = {s: self._run_signal(s, query, depth, filter) for s in self.signals}
-            table = fuse_table(
-                [[(h.id, h.score) for h in lists[s]] for s in self.signals], self.fusion, limit=k
-            )
-            hits = self._from_table(table, lists)
-        if explain:
-            self._explain(query, hits)
-        return hits
-
-    def _from_table(self, table: FusedTable, lists: dict[Signal, list[Hit]]) -> list[FusedHit]:
-        fields_of = _fields_by_id(lists[s] for s in self.signals)
-        out: list[FusedHit] = []
-        ranks, raw = table.ranks.tolist(), table.raw.tolist()
-        for j, (doc_id, score) in enumerate(table.pairs()):
-            signals: dict[str, SignalResult] = {
-                s: SignalResult(ranks[i][j], raw[i][j]) for i, s in enumerate(self.signals) if ranks[i][j] > 0
-            }
-            out.append(FusedHit(doc_id, score, j + 1, fields_of.get(doc_id, {}), signals))
-        return out
-
-    def _server_fused(
-        self, fusion: ServerFusion, query: _Query, k: int, depth: int, filter: FilterLike, explain: bool
-    ) -> list[FusedHit]:
-        request = HybridRequest(
-            k=k,
-            candidates=depth,
-            fusion=fusion,
-            sparse=query.sparse if "sparse" in self.signals else None,
-            dense=query.dense if "dense" in self.signals else None,
-            text=query.text if "bm25" in self.signals else None,
-            filter=filter,
-        )
-        fused = self.connector.search_hybrid(request)
-        details: dict[Signal, dict[DocId, SignalResult]] = {}
-        if self.signal_details or explain:
-            for s in self.signals:
-                details[s] = {
-                    h.id: SignalResult(rank, h.score)
-                    for rank, h in enumerate(self._run_signal(s, query, depth, filter), start=1)
-                }
-        out: list[FusedHit] = []
-        for rank, hit in enumerate(fused[:k], start=1):
-            signals: dict[str, SignalResult] = {s: d[hit.id] for s, d in details.items() if hit.id in d}
-            out.append(FusedHit(hit.id, hit.score, rank, dict(hit.fields), signals))
-        return out
-
-    def _two_stage(
-        self, setting: TwoStage, query: _Query, k: int, depth: int, filter: FilterLike
-    ) -> list[FusedHit]:
-        first = self._run_signal(setting.first, query, depth, filter)
-        if not first:
-            return []
-        ids = [h.id for h in first]
-        docs = self.connector.get(ids)
-        scores = self._rescore_scores(setting, query, ids, docs, first)
-        ranked = rescore([(h.id, h.score) for h in first], scores, limit=k)
-        by_id = {h.id: (rank, h) for rank, h in enumerate(first, start=1)}
-        second_rank = {doc_id: r for r, (doc_id, _) in enumerate(rescore([(i, 0.0) for i in ids], scores), 1)}
-        out: list[FusedHit] = []
-        for rank, (doc_id, score) in enumerate(ranked, start=1):
-            first_rank, hit = by_id[doc_id]
-            signals: dict[str, SignalResult] = {setting.first: SignalResult(first_rank, hit.score)}
-            if doc_id in scores:
-                signals[setting.rescore] = SignalResult(second_rank[doc_id], scores[doc_id])
-            out.append(FusedHit(doc_id, score, rank, dict(hit.fields), signals))
-        return out
-
-    def _rescore_scores(
-        self,
-        setting: TwoStage,
-        query: _Query,
-        ids: list[DocId],
-        docs: list[Document | None],
-        first: list[Hit],
-    ) -> dict[DocId, float]:
-        """Rescoring score of each candidate that has (or, with source="encode", gets) a rescoring vector."""
-        if setting.source == "encode":
-            spec = self.connector.spec
-            text_fields = spec.text_fields if spec is not None else None
-            present = [(i, d) for i, d in zip(ids, docs, strict=True) if d is not None]
-            texts = [d.text(text_fields) for _, d in present]
-            if setting.rescore == "dense":
-                assert self.dense_encoder is not None and query.dense is not None
-                matrix = np.asarray(self.dense_encoder.encode(texts), dtype=np.float64) if texts else None
-                if matrix is None:
-                    return {}
-                sims = matrix @ query.dense.astype(np.float64)
-                return {doc_id: float(s) for (doc_id, _), s in zip(present, sims.tolist(), strict=True)}
-            assert isinstance(self.sparse_encoder, SparseDocumentEncoder) and query.sparse is not None
-            vecs = self.sparse_encoder.encode_documents(texts) if texts else []
-            return {doc_id: query.sparse.dot(v) for (doc_id, _), v in zip(present, vecs, strict=True)}
-        out: dict[DocId, float] = {}
-        if setting.rescore == "dense":
-            assert query.dense is not None
-            q = query.dense.astype(np.float64)
-            for doc_id, doc in zip(ids, docs, strict=True):
-                if doc is not None and doc.dense is not None:
-                    out[doc_id] = float(np.dot(np.asarray(doc.dense, dtype=np.float64), q))
-        else:
-            assert query.sparse is not None
-            for doc_id, doc in zip(ids, docs, strict=True):
-                if doc is not None and doc.sparse is not None:
-                    out[doc_id] = query.sparse.dot(doc.sparse)
-        return out
-
-    def _explain(self, query: _Query, hits: list[FusedHit]) -> None:
-        """Fill each hit's `explanation` from its stored sparse vector (read back with `connector.get`)."""
-        if not hits or query.sparse is None:
-            return
-        docs = self.connector.get([h.id for h in hits])
-        for hit, doc in zip(hits, docs, strict=True):
-            if doc is None or doc.sparse is None:
-                continue
-            # the weights the engine scores with (9 bits on Lucene), so the terms add up to its score
-            hit.explanation = self._terms(query.sparse, self.connector.stored_sparse(doc.sparse))
-
-    def _terms(self, query_vec: SparseVector, doc_vec: SparseVector) -> list[tuple[str, float]]:
-        if isinstance(self.sparse_encoder, ExplainingSparseEncoder):
-            return list(self.sparse_encoder.explain(query_vec, doc_vec, self.explain_top_k))
-        terms = query_vec.contributions(doc_vec)
-        if self.explain_top_k is not None:
-            terms = terms[: self.explain_top_k]
-        return [(str(token_id), value) for token_id, value in terms]
-
-
-def _fields_by_id(lists: Any) -> dict[DocId, dict[str, Any]]:
-    """The stored fields of each id, from the first list whose hit carried any."""
-    out: dict[DocId, dict[str, Any]] = {}
-    for hits in lists:
-        for h in hits:
-            if h.fields and h.id not in out:
-                out[h.id] = dict(h.fields)
-    return out
+    def _targets(self) -> Mapping[CallTarget, Any]:
+        return {
+            "connector": self.connector,
+            "sparse_encoder": self.sparse_encoder,
+            "dense_encoder": self.dense_encoder,
+        }
