@@ -33,6 +33,7 @@ from spladebridge.engines import (
     parse_engine_url,
 )
 from spladebridge.readers import FORMATS, ReaderError
+from spladebridge.spark_option import add_spark_option, spark_stage
 
 __all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "build_parser", "main"]
 
@@ -159,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dead-letter", help="JSONL file for failed documents (default: beside the checkpoint)")
     p.add_argument("--restart", action="store_true", help="ignore an existing checkpoint, start over")
     p.add_argument("--state-dir", help="folder for checkpoints and dead letters (default .spladebridge)")
+    add_spark_option(p)
     _encoder_options(p)
 
     p = sub.add_parser("search", parents=[_common()], help="hybrid search, as a table or JSON")
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "eval", add_help=False, help="measure BM25, SPLADE, dense and hybrid quality on a BEIR folder"
     )
+    sub.add_parser("train", add_help=False, help="fine-tune a SPLADE model on your own data")
     return parser
 
 
@@ -337,8 +340,13 @@ def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
     checkpoint, dead = _state_paths(settings, source, args)
     with _connect(settings) as connector:  # before the models load: a bad URL fails fast
         _set_write_retries(connector, settings["max_retries"])
-        sparse = _sparse_encoder(settings)
-        dense = _dense_encoder(settings)
+        batch_size = settings["batch_size"]
+        if args.spark:
+            stage = spark_stage(args.spark, settings, bool(settings["dense"]), args.batch_size)
+            sparse, dense, batch_size = stage.sparse, stage.dense, stage.batch_size
+        else:
+            sparse = _sparse_encoder(settings)
+            dense = _dense_encoder(settings)
         try:
             report = ingest(
                 source,
@@ -349,7 +357,7 @@ def cmd_index(args: argparse.Namespace, settings: Settings, out: TextIO) -> int:
                 text_fields=settings["text_fields"],
                 format=args.format,
                 index=settings["index"],
-                batch_size=settings["batch_size"],
+                batch_size=batch_size,
                 checkpoint=checkpoint,
                 restart=args.restart,
                 dead_letter=dead,
@@ -698,7 +706,11 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
         logging.getLogger(name).setLevel(logging.NOTSET if verbose >= 2 else logging.ERROR)
 
 
-_PASSTHROUGH = {"demo": "spladebridge.demo", "eval": "spladebridge.evaluation.cli"}
+_PASSTHROUGH = {
+    "demo": "spladebridge.demo",
+    "eval": "spladebridge.evaluation.cli",
+    "train": "spladebridge.training.cli",
+}
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:

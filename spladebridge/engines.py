@@ -29,12 +29,14 @@ from spladebridge.connectors.http_settings import (
     OS_ENV_PREFIX,
     HttpSettings,
     HttpSettingsError,
+    Secret,
 )
 from spladebridge.connectors.names import check_index_name
 
 __all__ = [
     "DEFAULT_URL",
     "ENGINES",
+    "Connection",
     "EngineConfigError",
     "EngineKind",
     "EngineTarget",
@@ -46,6 +48,7 @@ __all__ = [
     "install_hint",
     "parse_engine_url",
     "probe_http_engine",
+    "resolve_connection",
 ]
 
 EngineKind: TypeAlias = Literal["qdrant-edge", "qdrant", "elasticsearch", "opensearch"]
@@ -322,11 +325,62 @@ def _connector_class(kind: EngineKind) -> Any:
     return getattr(module, class_name)
 
 
-def connect(
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """Everything needed to open a connector, resolved once: the engine kind (an http(s) engine already
+    detected), the index, where it is and its credentials (arguments first, then this process's environment).
+
+    It pickles, so a Spark task or any worker process can `open()` its own connector with the settings the
+    driver resolved; `repr` never shows a credential.
+    """
+
+    kind: EngineKind
+    index: str
+    path: Path | None = None
+    host: str | None = None
+    port: int | None = None
+    https: bool = False
+    api_key: Secret | None = None
+    settings: HttpSettings | None = None
+    timeout: float | None = None
+
+    def describe(self) -> str:
+        """Engine, place and index, without credentials."""
+        if self.path is not None:
+            return f"qdrant-edge://{self.path.parent} index {self.index}"
+        if self.settings is not None:
+            return f"{self.kind} {self.settings.describe()} index {self.index}"
+        return f"{self.kind} {self.host}:{self.port} index {self.index}"
+
+    def open(self, spec: IndexSpec | None = None) -> Connector:
+        """A new connector to this index; `spec` is created (or checked) on first use, else it is read from
+        the index's stored spec."""
+        if spec is not None and spec.name != self.index:
+            raise EngineConfigError(f"index {self.index!r} differs from the spec's name {spec.name!r}")
+        cls = _connector_class(self.kind)
+        if self.kind == "qdrant-edge":
+            assert self.path is not None
+            return cast(Connector, cls(self.path, spec))
+        if self.kind == "qdrant":
+            from qdrant_client import QdrantClient
+
+            client = QdrantClient(
+                host=self.host,
+                port=self.port,
+                https=self.https,
+                api_key=self.api_key.reveal() if self.api_key is not None else None,
+                timeout=int(self.timeout) if self.timeout is not None else None,
+            )
+            return cast(Connector, cls(client, spec, collection=self.index))
+        # both Lucene connectors take the same arguments: `index` opens an existing index from the spec stored
+        # in its mapping, `spec` is created (or checked) on first use
+        return cast(Connector, cls(settings=self.settings, index=self.index, spec=spec))
+
+
+def resolve_connection(
     url: str | None = None,
     *,
     index: str | None = None,
-    spec: IndexSpec | None = None,
     engine: str | None = None,
     api_key: str | None = None,
     username: str | None = None,
@@ -334,37 +388,34 @@ def connect(
     ca_certs: str | None = None,
     verify_certs: bool | None = None,
     timeout: float | None = None,
-) -> Connector:
-    """A connector for the engine at `url` (default `qdrant-edge://.spladebridge`) and index `index`.
+) -> Connection:
+    """Parse `url`, detect an http(s) engine's flavour, read credentials: a `Connection` ready to open.
 
-    Qdrant Edge keeps each index in its own folder, `PATH/INDEX`. Credentials come from the arguments or
-    the environment (SPLADEBRIDGE_ES_* / SPLADEBRIDGE_OS_* for HTTP engines, SPLADEBRIDGE_QDRANT_API_KEY).
+    Credentials come from the arguments or the environment (SPLADEBRIDGE_ES_* / SPLADEBRIDGE_OS_* for HTTP
+    engines, SPLADEBRIDGE_QDRANT_API_KEY).
     """
     target = parse_engine_url(url, engine)
-    name = index or (spec.name if spec is not None else "spladebridge")
-    if spec is not None and spec.name != name:
-        raise EngineConfigError(f"index {name!r} differs from the spec's name {spec.name!r}")
+    name = index or "spladebridge"
     try:  # the engine's own rule, before anything is opened: Lucene engines want lowercase names
         check_index_name(name, lucene=target.kind not in ("qdrant", "qdrant-edge"))
     except ValueError as exc:
         raise EngineConfigError(str(exc)) from None
     if target.kind == "qdrant-edge":
         assert target.path is not None
-        cls = _connector_class("qdrant-edge")
-        return cast(Connector, cls(target.path / name, spec))
+        _connector_class("qdrant-edge")  # a missing client library is reported now, not on open()
+        return Connection("qdrant-edge", name, path=target.path / name, timeout=timeout)
     if target.kind == "qdrant":
-        cls = _connector_class("qdrant")
-        from qdrant_client import QdrantClient
-
+        _connector_class("qdrant")
         key = api_key if api_key is not None else os.environ.get(QDRANT_API_KEY_ENV) or None
-        client = QdrantClient(
+        return Connection(
+            "qdrant",
+            name,
             host=target.host,
             port=target.port,
             https=target.https,
-            api_key=key,
-            timeout=int(timeout) if timeout is not None else None,
+            api_key=Secret(key) if key else None,
+            timeout=timeout,
         )
-        return cast(Connector, cls(client, spec, collection=name))
 
     def settings_for(flavour: Literal["elasticsearch", "opensearch"]) -> HttpSettings:
         return http_settings(
@@ -387,11 +438,43 @@ def connect(
             probe = os_settings if os_settings.has_credentials else es_settings
         flavour = detect_http_engine(probe, timeout=timeout)
     assert flavour in ("elasticsearch", "opensearch")
-    settings = settings_for(flavour)
-    cls = _connector_class(flavour)
-    # both connectors take the same arguments: `index` opens an existing index from the spec stored in its
-    # mapping, `spec` is created (or checked) on first use
-    return cast(Connector, cls(settings=settings, index=name, spec=spec))
+    _connector_class(flavour)
+    return Connection(flavour, name, settings=settings_for(flavour), timeout=timeout)
+
+
+def connect(
+    url: str | None = None,
+    *,
+    index: str | None = None,
+    spec: IndexSpec | None = None,
+    engine: str | None = None,
+    api_key: str | None = None,
+    username: str | None = None,
+    password: str | None = None,
+    ca_certs: str | None = None,
+    verify_certs: bool | None = None,
+    timeout: float | None = None,
+) -> Connector:
+    """A connector for the engine at `url` (default `qdrant-edge://.spladebridge`) and index `index`.
+
+    Qdrant Edge keeps each index in its own folder, `PATH/INDEX`. Credentials come from the arguments or
+    the environment (SPLADEBRIDGE_ES_* / SPLADEBRIDGE_OS_* for HTTP engines, SPLADEBRIDGE_QDRANT_API_KEY).
+    """
+    name = index or (spec.name if spec is not None else "spladebridge")
+    if spec is not None and spec.name != name:
+        raise EngineConfigError(f"index {name!r} differs from the spec's name {spec.name!r}")
+    connection = resolve_connection(
+        url,
+        index=name,
+        engine=engine,
+        api_key=api_key,
+        username=username,
+        password=password,
+        ca_certs=ca_certs,
+        verify_certs=verify_certs,
+        timeout=timeout,
+    )
+    return connection.open(spec)
 
 
 def client_libraries() -> dict[EngineKind, str | None]:

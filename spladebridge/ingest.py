@@ -180,6 +180,8 @@ class WrittenBatch:
     unwritten: list[int] = field(default_factory=list)
     reason: str = ""
     attempts: int = 0
+    #: Documents that landed only after the connector re-sent them.
+    retried: int = 0
 
     @property
     def settled(self) -> list[int]:
@@ -211,6 +213,7 @@ def write_batch(
     for (position, doc), outcome in zip(docs, outcomes, strict=True):
         if outcome.ok:
             result.written.append(position)
+            result.retried += outcome.attempts > 1
         elif outcome.retryable:
             result.unwritten.append(position)
             result.reason = outcome.error or f"engine answered {outcome.status}"
