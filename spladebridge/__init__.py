@@ -36,6 +36,10 @@ _LAZY: dict[str, str] = {
     "ElasticsearchConnector": "spladebridge.connectors.elasticsearch",
     "OpenSearchConnector": "spladebridge.connectors.opensearch",
     "HybridSearcher": "spladebridge.hybrid",
+    "AsyncHybridSearcher": "spladebridge.hybrid",
+    "AsyncQdrantEdgeConnector": "spladebridge.connectors.async_qdrant_edge",
+    "AsyncOpenSearchConnector": "spladebridge.connectors.async_opensearch",
+    "AsyncElasticsearchConnector": "spladebridge.connectors.async_elasticsearch",
     "FusedHit": "spladebridge.hybrid",
     "RRF": "spladebridge.hybrid",
     "WeightedSum": "spladebridge.hybrid",
@@ -48,9 +52,14 @@ _LAZY: dict[str, str] = {
     "IngestInterrupted": "spladebridge.ingest",
     "connect": "spladebridge.engines",
     "migrate": "spladebridge.migrate",
+    "train": "spladebridge.training",
+    "TrainConfig": "spladebridge.training",
 }
 
 if TYPE_CHECKING:
+    from spladebridge.connectors.async_elasticsearch import AsyncElasticsearchConnector
+    from spladebridge.connectors.async_opensearch import AsyncOpenSearchConnector
+    from spladebridge.connectors.async_qdrant_edge import AsyncQdrantEdgeConnector
     from spladebridge.connectors.elasticsearch import ElasticsearchConnector
     from spladebridge.connectors.opensearch import OpenSearchConnector
     from spladebridge.connectors.qdrant import QdrantConnector
@@ -61,6 +70,7 @@ if TYPE_CHECKING:
     from spladebridge.engines import connect
     from spladebridge.hybrid import (
         RRF,
+        AsyncHybridSearcher,
         FusedHit,
         HybridSearcher,
         SignalResult,
@@ -71,6 +81,7 @@ if TYPE_CHECKING:
     )
     from spladebridge.ingest import IngestInterrupted, IngestReport, ingest
     from spladebridge.migrate import migrate
+    from spladebridge.training import TrainConfig, train
 
 
 def __getattr__(name: str) -> Any:
@@ -88,6 +99,10 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "RRF",
+    "AsyncElasticsearchConnector",
+    "AsyncHybridSearcher",
+    "AsyncOpenSearchConnector",
+    "AsyncQdrantEdgeConnector",
     "Capabilities",
     "Connector",
     "ConnectorError",
@@ -111,6 +126,7 @@ __all__ = [
     "SpladeEncoder",
     "Term",
     "Terms",
+    "TrainConfig",
     "TuningResult",
     "TwoStage",
     "WeightedSum",
@@ -119,5 +135,6 @@ __all__ = [
     "connect",
     "ingest",
     "migrate",
+    "train",
     "tune",
 ]
