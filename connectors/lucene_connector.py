@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import math
 from abc import abstractmethod
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -573,39 +573,27 @@ class LuceneConnector(Connector):
         spec = self._require_spec()
         cleared: dict[str, Any] = {spec.sparse_field: []}
 
-        def actions() -> Iterator[BulkAction | ItemOutcome]:
-            for pos, doc_id in enumerate(ids):
-                try:
-                    target = lucene_id(doc_id, f"id {pos}")
-                except DocumentError as exc:
-                    yield ItemOutcome(id=doc_id, ok=False, status="invalid", error=str(exc))
-                    continue
-                seq_no, term = versions.get(target, (None, None))
-                yield BulkAction(
-                    "update",
-                    spec.name,
-                    target,
-                    {"doc": cleared},
-                    item_id=doc_id,
-                    if_seq_no=seq_no,
-                    if_primary_term=term,
-                )
+        def clear(target: str, doc_id: DocId) -> BulkAction:
+            seq_no, term = versions.get(target, (None, None))
+            return BulkAction(
+                "update",
+                spec.name,
+                target,
+                {"doc": cleared},
+                item_id=doc_id,
+                if_seq_no=seq_no,
+                if_primary_term=term,
+            )
 
-        return self.cluster.bulk(actions(), self.bulk_config)
+        return self.cluster.bulk(_by_lucene_id(ids, clear), self.bulk_config)
 
     def delete(self, ids: Iterable[DocId]) -> WriteReport:
         spec = self._require_spec()
 
-        def actions() -> Iterator[BulkAction | ItemOutcome]:
-            for pos, doc_id in enumerate(ids):
-                try:
-                    target = lucene_id(doc_id, f"id {pos}")
-                except DocumentError as exc:
-                    yield ItemOutcome(id=doc_id, ok=False, status="invalid", error=str(exc))
-                    continue
-                yield BulkAction("delete", spec.name, target, item_id=doc_id, missing_ok=True)
+        def delete(target: str, doc_id: DocId) -> BulkAction:
+            return BulkAction("delete", spec.name, target, item_id=doc_id, missing_ok=True)
 
-        return self.cluster.bulk(actions(), self.bulk_config)
+        return self.cluster.bulk(_by_lucene_id(ids, delete), self.bulk_config)
 
     def flush(self) -> None:
         """Refresh the index so that written documents are searchable."""
@@ -956,3 +944,16 @@ def _one_text_analyzer(props: Mapping[str, Any], fields: Sequence[str]) -> bool:
         return False
     analyzers = {(m.get("analyzer"), m.get("search_analyzer", m.get("analyzer"))) for m in mappings}
     return len(analyzers) == 1
+
+
+def _by_lucene_id(
+    ids: Iterable[DocId], action: Callable[[str, DocId], BulkAction]
+) -> Iterator[BulkAction | ItemOutcome]:
+    """One bulk action per id (`action(lucene_id, doc_id)`); an id Lucene cannot take fails alone."""
+    for pos, doc_id in enumerate(ids):
+        try:
+            target = lucene_id(doc_id, f"id {pos}")
+        except DocumentError as exc:
+            yield ItemOutcome(id=doc_id, ok=False, status="invalid", error=str(exc))
+            continue
+        yield action(target, doc_id)

@@ -7,6 +7,7 @@ imported only when the flag is used, and its absence is one clear error.
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["DEFAULT_DOCS_PER_TASK", "SparkStage", "add_spark_option", "spark_stage"]
@@ -25,15 +26,15 @@ def add_spark_option(p: argparse.ArgumentParser) -> None:
     )
 
 
+@dataclass(frozen=True, slots=True)
 class SparkStage:
     """Encoders whose work runs on Spark, the batch size that keeps every task busy, and a local query
     encoder (verification encodes a few queries; a Spark job each would be wasteful)."""
 
-    def __init__(self, sparse: Any, dense: Any, batch_size: int, query_encoder: Any) -> None:
-        self.sparse = sparse
-        self.dense = dense
-        self.batch_size = batch_size
-        self.query_encoder = query_encoder
+    sparse: Any
+    dense: Any
+    batch_size: int
+    query_encoder: Any
 
 
 def spark_stage(master: str, settings: Any, dense: bool, docs_per_task: int | None) -> SparkStage:

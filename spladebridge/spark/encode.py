@@ -28,7 +28,7 @@ from spladebridge.spark.columns import (
     VECTOR_COLUMNS,
 )
 
-__all__ = ["EncodeOptions", "encode", "encode_rows", "row_texts"]
+__all__ = ["EncodeOptions", "dense_model_facts", "encode", "encode_rows", "row_texts"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +112,18 @@ def _check_input(df: DataFrame, options: EncodeOptions) -> None:
         raise ValueError(f"the DataFrame already has {', '.join(taken)}; drop or rename before encoding")
 
 
-def _dense_metadata(options: EncodeOptions) -> dict[str, Any]:
-    """The dense size and model, read from the model's config on the driver (no weights are loaded)."""
+def dense_model_facts(model: str | None) -> tuple[int, str]:
+    """The dense model's size and resolved name, read from its config on the driver (no weights load)."""
     from spladebridge.encoder.dense import DenseEncoder
 
-    probe = DenseEncoder(options.dense_model, device="cpu", max_length=options.max_length)
-    return {DIM_KEY: {"dim": int(probe.dim), "model": probe.model_name}}
+    probe = DenseEncoder(model, device="cpu")
+    return int(probe.dim), probe.model_name
+
+
+def _dense_metadata(options: EncodeOptions) -> dict[str, Any]:
+    """Column metadata for `dense`: its size and model."""
+    dim, name = dense_model_facts(options.dense_model)
+    return {DIM_KEY: {"dim": dim, "model": name}}
 
 
 def row_texts(

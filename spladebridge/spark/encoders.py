@@ -19,7 +19,7 @@ from pyspark.sql import SparkSession
 
 from spladebridge.encoder.sparse_vector import SparseVector
 from spladebridge.spark.columns import DENSE, ENCODE_ERROR, SPARSE_INDICES, SPARSE_VALUES
-from spladebridge.spark.encode import encode
+from spladebridge.spark.encode import dense_model_facts, encode
 
 __all__ = ["SparkEncoders"]
 
@@ -69,10 +69,7 @@ class SparkEncoders:
     def dim(self) -> int:
         """The dense size, from the model's config on the driver."""
         if self._dim is None:
-            from spladebridge.encoder.dense import DenseEncoder
-
-            model = self.options["dense_model"]
-            self._dim = int(DenseEncoder(model, device="cpu", max_length=self.options["max_length"]).dim)
+            self._dim, _ = dense_model_facts(self.options["dense_model"])
         return self._dim
 
     def run(self, texts: Sequence[str]) -> _Batch:

@@ -87,22 +87,14 @@ def _rank(
         return bm25.search(queries, depth)
     if method != "splade":
         raise ValueError(f"method must be 'bm25' or 'splade', got {method!r}")
-    from scipy.sparse import csr_matrix
-
     from spladebridge.encoder.sparse_vector import SparseVector
     from spladebridge.encoder.splade import SpladeEncoder
 
     encoder = SpladeEncoder(splade_model)
-
-    def matrix(vectors: Sequence[SparseVector]) -> csr_matrix:
-        indptr = np.cumsum([0] + [v.nnz for v in vectors])
-        indices = np.concatenate([v.indices for v in vectors]) if vectors else np.zeros(0, np.int32)
-        values = np.concatenate([v.values for v in vectors]) if vectors else np.zeros(0, np.float32)
-        return csr_matrix((values, indices, indptr), shape=(len(vectors), encoder.vocab_size))
-
     qids = list(queries)
-    docs = matrix(encoder.encode_documents(texts))
-    scores = (matrix(encoder.encode_queries([queries[q] for q in qids])) @ docs.T).toarray()
+    docs = SparseVector.to_csr(encoder.encode_documents(texts), encoder.vocab_size)
+    asked = SparseVector.to_csr(encoder.encode_queries([queries[q] for q in qids]), encoder.vocab_size)
+    scores = (asked @ docs.T).toarray()
     run: dict[str, dict[str, float]] = {}
     for row, qid in enumerate(qids):
         top = np.argsort(-scores[row])[:depth]
