@@ -95,6 +95,10 @@ class Checkpoint:
         """
         file = Path(path)
         fresh = cls(path=file, source=dict(source), target=dict(target))
+        try:  # here, before any work, rather than in the writer after the first batch
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CheckpointError(f"checkpoint folder {file.parent} cannot be created ({exc})") from None
         if restart or not file.exists():
             return fresh
         try:
