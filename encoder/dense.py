@@ -19,7 +19,15 @@ from numpy.typing import NDArray
 from spladebridge.encoder.batching import pad_batch, plan_batches, windows
 from spladebridge.encoder.inputs import check_texts
 from spladebridge.encoder.models import quiet_loading, resolve_model
-from spladebridge.encoder.runtime import TextTokenizer, configure_threads, resolve_device, resolve_dtype
+from spladebridge.encoder.onednn_linear import use_onednn_linears
+from spladebridge.encoder.runtime import (
+    BatchRunner,
+    Precision,
+    TextTokenizer,
+    configure_threads,
+    resolve_device,
+    resolve_dtype,
+)
 from spladebridge.encoder.stats import EncodeStats
 
 __all__ = ["DenseEncoder"]
@@ -28,8 +36,11 @@ __all__ = ["DenseEncoder"]
 class DenseEncoder:
     """Mean-pooled, L2-normalised sentence embeddings from a transformers encoder.
 
-    `model`: None (the offline all-MiniLM-L6-v2 default), a hub name or a local folder. On CUDA the model
-    runs in bf16/fp16 (`dtype`), results are always float32.
+    `model`: None (the offline all-MiniLM-L6-v2 default), a hub name or a local folder. `precision="exact"`
+    (the default on CPU) computes in float32; `"fast"` (the default on CUDA) in bfloat16, on CPUs only where the
+    hardware has bf16 instructions (AVX512-BF16 or AMX), else it stays float32 with a warning. `dtype`
+    overrides both. Results are always float32. On CPU whole batches run in parallel, one per core
+    (`runtime.BatchRunner`).
     """
 
     def __init__(
@@ -38,6 +49,7 @@ class DenseEncoder:
         *,
         device: str | torch.device | None = None,
         dtype: str | torch.dtype | None = None,
+        precision: Precision | None = None,
         max_length: int = 256,
         batch_size: int = 32,
         max_batch_tokens: int | None = None,
@@ -49,7 +61,7 @@ class DenseEncoder:
         if batch_size < 1 or stream_window < 1:
             raise ValueError("batch_size and stream_window must be >= 1")
         self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        self.dtype = resolve_dtype(dtype, self.device, precision)
         if self.device.type == "cpu":
             configure_threads(num_threads)
         resolved = resolve_model(model, "dense")
@@ -66,6 +78,7 @@ class DenseEncoder:
         self._load_lock = threading.Lock()  # the first encode may come from several threads at once
         self.stats = EncodeStats()
         self.last_stats = EncodeStats()
+        self._runner = BatchRunner(self.device)
 
     def _load(self) -> torch.nn.Module:
         if self._model is not None:
@@ -81,7 +94,10 @@ class DenseEncoder:
                 model: Any = AutoModel.from_pretrained(
                     self._resolved.name_or_path, dtype=self.dtype, **self._resolved.load_kwargs
                 )
-            self._model = model.to(self.device).eval()
+            model = model.to(self.device).eval()
+            if self.device.type == "cpu":
+                use_onednn_linears(model)
+            self._model = model
         return self._model
 
     def reset_stats(self) -> None:
@@ -107,13 +123,17 @@ class DenseEncoder:
             live = [pos for pos, empty in enumerate(encoded.empty) if not empty]
             batches = plan_batches(
                 [len(encoded.ids[pos]) for pos in live],
-                max_tokens=self.max_batch_tokens,
-                max_items=max(self.batch_size * 8, 1),
+                max_tokens=max(self.max_batch_tokens // self._runner.in_flight, self.max_length),
+                max_items=self.batch_size * 8,
             )
-            for batch in batches:
-                positions = [live[i] for i in batch]
-                sequences = [encoded.ids[pos] for pos in positions]
-                out[positions] = self._embed(sequences)
+            if batches:
+                self._load()
+            position_lists = [[live[i] for i in batch] for batch in batches]
+            sequence_lists = [[encoded.ids[pos] for pos in positions] for positions in position_lists]
+            for positions, sequences, embedded in zip(
+                position_lists, sequence_lists, self._runner.map(self._embed, sequence_lists), strict=True
+            ):
+                out[positions] = embedded
                 window_stats.tokens += sum(map(len, sequences))
                 window_stats.batches += 1
             call_stats.add(window_stats)
@@ -133,4 +153,4 @@ class DenseEncoder:
         return result
 
     def __repr__(self) -> str:
-        return f"DenseEncoder(model={self.model_name!r}, device={self.device}, dim={self.dim})"
+        return f"DenseEncoder(model={self.model_name!r}, device={self.device}, dtype={self.dtype}, dim={self.dim})"

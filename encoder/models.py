@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,17 +154,25 @@ def resolve_model(name_or_path: str | Path | None, kind: ModelKind) -> ResolvedM
     return ResolvedModel(text, local=False)
 
 
+_LOADING = threading.RLock()
+
+
 @contextlib.contextmanager
 def quiet_loading() -> Iterator[None]:
-    """Hide transformers' weight-loading progress bar while a model loads (a library should not draw on the
-    caller's terminal); the caller's own setting is restored afterwards."""
+    """Load one model at a time in this process, with transformers' weight-loading progress bar hidden (a
+    library should not draw on the caller's terminal); the caller's own setting is restored afterwards.
+
+    One at a time because loading goes through process-wide state (the meta-device initialisation, the
+    progress-bar switch): two encoders loading at once from two threads can leave weights on the meta device.
+    """
     from transformers.utils import logging as hf_logging
 
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    if was_enabled:
-        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    try:
-        yield
-    finally:
+    with _LOADING:
+        was_enabled = hf_logging.is_progress_bar_enabled()
         if was_enabled:
-            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+            hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        try:
+            yield
+        finally:
+            if was_enabled:
+                hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]

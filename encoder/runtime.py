@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeAlias, TypeVar
 
 import torch
 
@@ -16,8 +17,10 @@ from spladebridge.encoder.models import ResolvedModel
 __all__ = [
     "BatchRunner",
     "EncodedTexts",
+    "Precision",
     "TextTokenizer",
     "configure_threads",
+    "cpu_has_bf16",
     "resolve_device",
     "resolve_dtype",
 ]
@@ -32,6 +35,9 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 _THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 _TOKENIZE_BATCH = 64
+#: "exact": float32 compute; "fast": bfloat16 where the hardware runs it natively (results stay float32).
+Precision: TypeAlias = Literal["exact", "fast"]
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -43,15 +49,33 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
-    """Compute dtype: as requested, else bf16 on CUDA (fp16 where bf16 is unsupported) and fp32 on CPU.
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix instructions (AVX512-BF16 or AMX) that oneDNN uses."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else False
+
+
+def resolve_dtype(
+    dtype: str | torch.dtype | None, device: torch.device, precision: Precision | None = None
+) -> torch.dtype:
+    """Compute dtype: `dtype` when given; else by `precision`, which defaults to "fast" on CUDA (bf16, or fp16
+    where bf16 is unsupported) and "exact" (fp32) on CPU. "fast" on a CPU without native bf16 stays fp32:
+    emulated bf16 is slower than fp32, not faster.
 
     Only the model runs in this dtype; pooled results are always returned as float32.
     """
+    if precision not in (None, "exact", "fast"):
+        raise ValueError(f"precision must be 'exact' or 'fast', got {precision!r}")
     if dtype is None:
+        precision = precision or ("fast" if device.type == "cuda" else "exact")
+        if precision == "exact":
+            return torch.float32
         if device.type == "cuda":
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
+        if device.type == "cpu" and not cpu_has_bf16():
+            logger.warning("precision='fast' needs a CPU with AVX512-BF16 or AMX; computing in float32")
+            return torch.float32
+        return torch.bfloat16
     if isinstance(dtype, torch.dtype):
         resolved = dtype
     elif isinstance(dtype, str) and dtype.lower() in _DTYPES:
@@ -107,8 +131,12 @@ class BatchRunner:
         return self._executor
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
-        """`fn` over `items`, results in input order, at most two batches per worker in flight (bounded memory)."""
-        if self.workers <= 1:
+        """`fn` over `items`, results in input order, at most two batches per worker in flight (bounded memory).
+
+        A lone batch (one query, say) runs in the caller's thread on all of torch's threads: handing it to a
+        one-thread worker would only add a thread switch and leave the other cores idle.
+        """
+        if self.workers <= 1 or (isinstance(items, Sequence) and len(items) < 2):
             yield from map(fn, items)
             return
         pool = self._pool()

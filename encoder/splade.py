@@ -31,6 +31,7 @@ from spladebridge.encoder.idf import IdfTable
 from spladebridge.encoder.inputs import check_texts
 from spladebridge.encoder.mlm_head import Pooling, VocabPooler, split_mlm_head
 from spladebridge.encoder.models import ResolvedModel, quiet_loading, resolve_model
+from spladebridge.encoder.onednn_linear import use_onednn_linears
 from spladebridge.encoder.runtime import (
     BatchRunner,
     TextTokenizer,
@@ -97,6 +98,8 @@ class _MlmSide:
                     f"model {self.resolved.name_or_path!r} projects onto {weight.shape[0]} tokens, "
                     f"but its config says vocab_size={self.vocab_size}"
                 )
+            if self.device.type == "cpu":
+                use_onednn_linears(model)  # the transformer's layers; the vocabulary head is the pooler's
             self._model = model
             self._pooler = VocabPooler(weight, bias, pooling=self.pooling, vocab_chunk=self.vocab_chunk)
         return self._model, self._pooler

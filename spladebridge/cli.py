@@ -117,6 +117,12 @@ def _encoder_options(p: argparse.ArgumentParser, dense: bool = True) -> None:
             default=None,
             help="also use dense vectors (default on)",
         )
+        g.add_argument(
+            "--dense-precision",
+            choices=("exact", "fast"),
+            help="dense encoder arithmetic: exact (float32, the CPU default) or fast (bfloat16 where the hardware "
+            "has it: about 1.5x faster, cosine >= 0.9999 to exact; the CUDA default)",
+        )
     g.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
 
 
@@ -257,7 +263,9 @@ def _dense_encoder(settings: Settings) -> Any:
         return None
     from spladebridge.encoder.dense import DenseEncoder
 
-    return DenseEncoder(settings.get("dense_model"), device=settings.get("device"))
+    return DenseEncoder(
+        settings.get("dense_model"), device=settings.get("device"), precision=settings.get("dense_precision")
+    )
 
 
 _RRF_K_RULE = "expected a finite whole number >= 1 (engines fuse with an integer rank constant)"

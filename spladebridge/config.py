@@ -68,6 +68,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("sparse_model", str),
         Setting("dense_model", str),
         Setting("dense", bool, True),
+        Setting("dense_precision", str),
         Setting("device", str),
         Setting("batch_size", int, 64),
         Setting("id_field", str),

@@ -52,6 +52,7 @@ def spark_stage(master: str, settings: Any, dense: bool, docs_per_task: int | No
         sparse_model=settings.get("sparse_model"),
         dense_model=settings.get("dense_model"),
         device=settings.get("device"),
+        dense_precision=settings.get("dense_precision"),
     )
     batch = (docs_per_task or DEFAULT_DOCS_PER_TASK) * encoders.partitions
     queries = SpladeEncoder(settings.get("sparse_model"), device="cpu")

@@ -60,7 +60,8 @@ def fingerprint_object(obj: Any) -> str:
     """Identify an encoder: its own `fingerprint` if it has one, else its model folder and settings.
 
     Looks for a model path in the usual attribute names and hashes that folder's content, plus the
-    class name and the settings that change outputs (max length, pruning; not batch size or device).
+    class name and the settings that change outputs (max length, pruning, a compute dtype other than float32;
+    not batch size or device).
     """
     own = getattr(obj, "fingerprint", None)
     if isinstance(own, str) and own:
@@ -83,6 +84,9 @@ def fingerprint_object(obj: Any) -> str:
             value = getattr(obj, attr)
             if value is None or isinstance(value, int | float | str | bool):
                 parts.append(f"{attr}={value}")
+    dtype = getattr(obj, "dtype", None)
+    if dtype is not None and str(dtype) != "torch.float32":  # float32 keeps the keys caches were made with
+        parts.append(f"dtype={dtype}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 

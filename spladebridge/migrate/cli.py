@@ -171,6 +171,12 @@ def add_parser(
     g.add_argument(
         "--dense", action=argparse.BooleanOptionalAction, default=False, help="also add dense vectors"
     )
+    g.add_argument(
+        "--dense-precision",
+        choices=("exact", "fast"),
+        help="dense encoder arithmetic: exact (float32, the CPU default) or fast (bfloat16 where the hardware "
+        "has it: about 1.5x faster, cosine >= 0.9999 to exact; the CUDA default)",
+    )
     g.add_argument("--device", help="torch device, e.g. cpu or cuda (default: best available)")
     return p
 
@@ -385,7 +391,11 @@ def _encoders(args: argparse.Namespace, settings: Settings) -> tuple[Any, Any]:
     if args.dense:
         from spladebridge.encoder.dense import DenseEncoder
 
-        dense = DenseEncoder(settings.get("dense_model"), device=settings.get("device"))
+        dense = DenseEncoder(
+            settings.get("dense_model"),
+            device=settings.get("device"),
+            precision=settings.get("dense_precision"),
+        )
     return sparse, dense
 
 

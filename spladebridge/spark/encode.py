@@ -11,12 +11,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql.types import ArrayType, FloatType, IntegerType, StringType, StructField, StructType
+
+if TYPE_CHECKING:
+    from spladebridge.encoder.runtime import Precision
 
 from spladebridge.spark import worker
 from spladebridge.spark.columns import (
@@ -41,6 +44,7 @@ class EncodeOptions:
     sparse_model: str | None = None
     dense_model: str | None = None
     device: str | None = None
+    dense_precision: Precision | None = None
     max_length: int = 256
     batch_size: int = 32
     max_batch_tokens: int | None = None
@@ -56,6 +60,7 @@ def encode(
     sparse_model: str | None = None,
     dense_model: str | None = None,
     device: str | None = None,
+    dense_precision: Precision | None = None,
     max_length: int = 256,
     batch_size: int = 32,
     max_batch_tokens: int | None = None,
@@ -65,7 +70,8 @@ def encode(
     Adds `sparse_indices` (array<int>) and `sparse_values` (array<float>) when `sparse`, `dense`
     (array<float>, its size in the column's metadata) when `dense`, and `encode_error` (string, null when the
     row encoded). Models are None (the offline defaults), hub names or paths every executor can read;
-    `device` None means the task's GPU where Spark assigned one, else the best available.
+    `device` None means the task's GPU where Spark assigned one, else the best available; `dense_precision` is
+    `DenseEncoder`'s (exact float32 on CPU by default, "fast" for bf16 where the hardware has it).
     """
     options = EncodeOptions(
         text_cols=tuple(text_cols),
@@ -74,6 +80,7 @@ def encode(
         sparse_model=str(sparse_model) if sparse_model is not None else None,
         dense_model=str(dense_model) if dense_model is not None else None,
         device=device,
+        dense_precision=dense_precision,
         max_length=max_length,
         batch_size=batch_size,
         max_batch_tokens=max_batch_tokens,
@@ -178,7 +185,10 @@ def _encode_into(
             out[SPARSE_VALUES][i] = vector.values
     if options.dense:
         matrix = np.asarray(
-            worker.dense_encoder(options.dense_model, *settings).encode(batch), dtype=np.float32
+            worker.dense_encoder(options.dense_model, *settings, precision=options.dense_precision).encode(
+                batch
+            ),
+            dtype=np.float32,
         )
         if not np.all(np.isfinite(matrix)):
             raise ValueError("the dense encoder returned a non-finite value")

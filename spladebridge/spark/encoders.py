@@ -49,6 +49,7 @@ class SparkEncoders:
         sparse_model: str | None = None,
         dense_model: str | None = None,
         device: str | None = None,
+        dense_precision: str | None = None,
         max_length: int = 256,
         partitions: int | None = None,
     ) -> None:
@@ -58,6 +59,7 @@ class SparkEncoders:
             "sparse_model": sparse_model,
             "dense_model": dense_model,
             "device": device,
+            "dense_precision": dense_precision,
             "max_length": max_length,
         }
         self.partitions = partitions or int(session.sparkContext.defaultParallelism)

@@ -45,12 +45,17 @@ def sparse_encoder(
 
 
 def dense_encoder(
-    model: str | None, device: str | None, max_length: int, batch_size: int, max_batch_tokens: int | None
+    model: str | None,
+    device: str | None,
+    max_length: int,
+    batch_size: int,
+    max_batch_tokens: int | None,
+    precision: str | None = None,
 ) -> Any:
     """This worker's `DenseEncoder` for these settings."""
     from spladebridge.encoder.dense import DenseEncoder
 
-    return _cached(DenseEncoder, model, device, max_length, batch_size, max_batch_tokens)
+    return _cached(DenseEncoder, model, device, max_length, batch_size, max_batch_tokens, precision=precision)
 
 
 def _cached(
@@ -60,10 +65,21 @@ def _cached(
     max_length: int,
     batch_size: int,
     max_batch_tokens: int | None,
+    **options: Any,
 ) -> Any:
     threads = task_threads()
     device = task_device(device)
-    key = (cls.__name__, model, device, max_length, batch_size, max_batch_tokens, threads)
+    given = {name: value for name, value in options.items() if value is not None}
+    key = (
+        cls.__name__,
+        model,
+        device,
+        max_length,
+        batch_size,
+        max_batch_tokens,
+        threads,
+        *sorted(given.items()),
+    )
     if key not in _ENCODERS:
         _ENCODERS[key] = cls(
             model,
@@ -72,5 +88,6 @@ def _cached(
             batch_size=batch_size,
             max_batch_tokens=max_batch_tokens,
             num_threads=threads,
+            **given,
         )
     return _ENCODERS[key]

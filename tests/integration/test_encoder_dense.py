@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
+import torch
 
 from spladebridge.encoder.dense import DenseEncoder
 from spladebridge.encoder.inputs import EncoderInputError
@@ -70,3 +71,59 @@ def test_bad_items_name_their_index(encoder: DenseEncoder) -> None:
         encoder.encode(["ok", None])  # type: ignore[list-item]
     with pytest.raises(EncoderInputError, match="single string"):
         encoder.encode("a string, not a list")
+
+
+@pytest.mark.slow
+def test_exact_mode_runs_on_onednn_linears(encoder: DenseEncoder) -> None:
+    """The float32 fast path (packed oneDNN linears, GELU folded) is the one the parity test above checks."""
+    from spladebridge.encoder.onednn_linear import OneDnnLinear, onednn_linear_available
+
+    encoder.encode(TEXTS[:1])
+    model = encoder._load()
+    packed = [m for m in model.modules() if isinstance(m, OneDnnLinear)]
+    if onednn_linear_available():
+        assert encoder.dtype == torch.float32
+        assert len(packed) == sum(1 for m in model.modules() if isinstance(m, OneDnnLinear | torch.nn.Linear))
+        assert any(m.activation == "gelu" for m in packed)
+
+
+@pytest.mark.slow
+def test_fast_mode_stays_within_cosine_tolerance_of_exact(encoder: DenseEncoder) -> None:
+    from spladebridge.encoder.runtime import cpu_has_bf16
+
+    fast = DenseEncoder(precision="fast", batch_size=2)
+    assert fast.dtype == (torch.bfloat16 if cpu_has_bf16() else torch.float32)
+    exact, quick = encoder.encode(TEXTS), fast.encode(TEXTS)
+    assert quick.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(quick, axis=1), 1.0, atol=1e-5)
+    assert float(np.sum(exact * quick, axis=1).min()) >= 0.9995
+
+
+@pytest.mark.slow
+def test_fast_mode_keeps_the_dense_ranking_on_adi(encoder: DenseEncoder) -> None:
+    """Rankings, not just vectors: fast-mode nDCG@10 on adi within 0.01 of exact (the benchmark measures
+    scifact and nfcorpus: benchmarks/dense_bench.py --quality)."""
+    from pathlib import Path
+
+    from spladebridge.evaluation.beir import load_beir
+    from spladebridge.evaluation.metrics import evaluate
+
+    folder = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "adi"
+    if not (folder / "corpus.jsonl").exists():
+        pytest.skip("the shared adi collection is not beside this checkout")
+    adi = load_beir(folder)
+    doc_ids = list(adi.corpus)
+    queries = adi.judged_queries("test")
+    fast = DenseEncoder(precision="fast")
+    scores = {}
+    for name, model in (("exact", encoder), ("fast", fast)):
+        docs = model.encode([adi.doc_text(d) for d in doc_ids])
+        asked = model.encode(list(queries.values()))
+        sims = asked @ docs.T
+        run = {
+            qid: {doc_ids[j]: float(sims[i, j]) for j in np.argsort(-sims[i])[:10]}
+            for i, qid in enumerate(queries)
+        }
+        scores[name] = evaluate(adi.split("test"), run, ["ndcg@10"]).means["ndcg@10"]
+    assert scores["exact"] > 0.2
+    assert abs(scores["fast"] - scores["exact"]) <= 0.01

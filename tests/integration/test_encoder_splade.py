@@ -230,3 +230,13 @@ def test_separate_query_model_with_the_same_vocabulary(texts: list[str]) -> None
     encoder = SpladeEncoder(query_model=folder)
     assert encoder._query is not encoder._doc
     assert encoder.encode_queries(texts[:1]) == encoder.encode_documents(texts[:1])
+
+
+def test_the_parity_checks_above_run_on_onednn_linears(encoder: SpladeEncoder) -> None:
+    """The transformer's float32 linears are oneDNN's packed ones (the vocabulary head stays the pooler's)."""
+    from spladebridge.encoder.onednn_linear import OneDnnLinear, onednn_linear_available
+
+    model, _ = encoder._doc.load()
+    packed = [m for m in model.modules() if isinstance(m, OneDnnLinear)]
+    if onednn_linear_available():
+        assert packed and not any(type(m) is torch.nn.Linear for m in model.modules())

@@ -66,3 +66,23 @@ def test_environment_lists_and_secrets_are_masked(tmp_path: Path) -> None:
     described = "\n".join(s.describe())
     assert "hunter2" not in described and "k3y" not in described
     assert "password = ***  (env SPLADEBRIDGE_PASSWORD)" in described
+
+
+def test_dense_precision_reaches_the_dense_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--dense-precision` (or SPLADEBRIDGE_DENSE_PRECISION) is passed to DenseEncoder; bad values are refused."""
+    from spladebridge import cli
+    from spladebridge.encoder import dense as dense_module
+
+    seen: list[object] = []
+
+    class Recorder:
+        def __init__(self, model: object, *, device: object = None, precision: object = None) -> None:
+            seen.append(precision)
+
+    monkeypatch.setattr(dense_module, "DenseEncoder", Recorder)
+    cli._dense_encoder(resolve({"dense_precision": "fast"}))
+    monkeypatch.setenv("SPLADEBRIDGE_DENSE_PRECISION", "exact")
+    cli._dense_encoder(resolve({}))
+    assert seen == ["fast", "exact"]
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["index", "docs.jsonl", "--dense-precision", "quick"])

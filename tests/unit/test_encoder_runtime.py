@@ -7,6 +7,7 @@ import threading
 import pytest
 import torch
 
+from spladebridge.encoder import runtime
 from spladebridge.encoder.runtime import BatchRunner, resolve_device, resolve_dtype
 
 
@@ -28,6 +29,36 @@ def test_batch_runner_keeps_order_and_uses_one_intra_op_thread_per_worker(
         runner.close()
     assert len(seen) == 20
     assert all(name.startswith("spladebridge-encode") for name in seen), seen
+
+
+def test_a_lone_batch_runs_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    runner = BatchRunner(torch.device("cpu"))
+    seen: list[str] = []
+
+    def work(item: int) -> int:
+        seen.append(threading.current_thread().name)
+        return item
+
+    try:
+        assert list(runner.map(work, [7])) == [7]
+        assert list(runner.map(work, [1, 2])) == [1, 2]
+    finally:
+        runner.close()
+    assert seen[0] == threading.current_thread().name
+    assert all(name.startswith("spladebridge-encode") for name in seen[1:])
+
+
+def test_precision_picks_the_compute_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = torch.device("cpu")
+    assert resolve_dtype(None, cpu, "exact") == torch.float32
+    assert resolve_dtype("bf16", cpu, "exact") == torch.bfloat16  # an explicit dtype wins
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: True)
+    assert resolve_dtype(None, cpu, "fast") == torch.bfloat16
+    monkeypatch.setattr(runtime, "cpu_has_bf16", lambda: False)
+    assert resolve_dtype(None, cpu, "fast") == torch.float32  # emulated bf16 would be slower
+    with pytest.raises(ValueError, match="precision"):
+        resolve_dtype(None, cpu, "quick")  # type: ignore[arg-type]
 
 
 def test_single_worker_runs_inline() -> None:

@@ -43,3 +43,21 @@ def test_torch_threads_follow_the_task_cpus(monkeypatch: pytest.MonkeyPatch) -> 
     assert worker.task_threads() == 4
     monkeypatch.setattr(worker.TaskContext, "get", staticmethod(lambda: None))
     assert worker.task_threads() == 1
+
+
+def test_dense_precision_reaches_the_encoder_and_its_cache_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(worker.TaskContext, "get", staticmethod(lambda: None))
+    made: list[dict[str, object]] = []
+
+    class Recorder:
+        __name__ = "Recorder"
+
+        def __init__(self, model: object, **kwargs: object) -> None:
+            made.append(kwargs)
+
+    monkeypatch.setattr(worker, "_ENCODERS", {})
+    exact = worker._cached(Recorder, None, "cpu", 256, 32, None)
+    fast = worker._cached(Recorder, None, "cpu", 256, 32, None, precision="fast")
+    assert worker._cached(Recorder, None, "cpu", 256, 32, None, precision="fast") is fast
+    assert exact is not fast and len(made) == 2
+    assert "precision" not in made[0] and made[1]["precision"] == "fast"
