@@ -1,4 +1,5 @@
-"""Query latency of the Qdrant connectors on synthetic SPLADE-like data (query encoding excluded).
+"""Query latency of the Qdrant connectors on synthetic SPLADE-like data (query encoding excluded), and with
+`--searcher`, of one whole `HybridSearcher.search()` call (query encoding included) beside its parts.
 
 Builds N documents with sparse vectors of about 120 non-zeros (token ids Zipf-distributed over a 30,522
 vocabulary, as BERT's) and 384-d dense vectors, loads them into Qdrant Edge (batched upserts, then
@@ -6,6 +7,13 @@ vocabulary, as BERT's) and 384-d dense vectors, loads them into Qdrant Edge (bat
 reporting p50/p99. The same queries run on qdrant-client local mode at a smaller size beside it.
 
     .venv/bin/python benchmarks/query_latency.py --json
+    .venv/bin/python benchmarks/query_latency.py --searcher --json
+
+`--searcher`: the 100,000-document shard `service_bench.py` builds and keeps (built on first use, about 5
+minutes), real query texts (SciFact's claims), the default offline models. One query at a time, each timed
+from text to fused hits: `HybridSearcher`'s defaults (sparse + dense, client-side min-max weighted sum, 100
+candidates per signal), the same with `precision="fast"` dense queries, and server-side RRF with and without
+`signal_details`; beside them the bare connector calls on pre-encoded vectors and each encoder alone.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from spladebridge.encoder.sparse_vector import SparseVector
 VOCAB = 30522
 DIM = 384
 TARGETS_MS = {"hybrid_p50": 5.0, "hybrid_p99": 20.0}
+SEARCHER_TARGETS_MS = {"p50": 10.0, "p99": 30.0}
 
 
 def zipf_probabilities(
@@ -152,6 +161,62 @@ def measure(
     }
 
 
+def searcher_latency(args: argparse.Namespace) -> dict[str, Any]:
+    """One `HybridSearcher.search()` call, text to fused hits, beside its parts (see the module doc)."""
+    from service_bench import load_queries, open_index
+
+    from spladebridge.encoder.dense import DenseEncoder
+    from spladebridge.encoder.splade import SpladeEncoder
+    from spladebridge.hybrid import RRF, HybridSearcher
+
+    workdir = args.workdir or Path(".spladebridge/service-bench")
+    conn, built = open_index(workdir, args.docs, args.seed)
+    source, texts = load_queries()
+    texts = texts[: args.queries]
+    n, warmup = len(texts), min(30, len(texts))
+    sparse, dense, fast = SpladeEncoder(), DenseEncoder(), DenseEncoder(precision="fast")
+    encoded = [(sparse.encode_queries([t])[0], dense.encode([t])[0]) for t in texts]
+    fusion = ServerFusion(method="rrf", rank_constant=60)
+    k, depth = args.k, args.candidates
+    searchers = {
+        "searcher_default": HybridSearcher(conn, sparse, dense),
+        "searcher_default_fast_dense": HybridSearcher(conn, sparse, fast),
+        "searcher_rrf_server_details": HybridSearcher(conn, sparse, dense, fusion=RRF(k=60)),
+        "searcher_rrf_server_no_details": HybridSearcher(
+            conn, sparse, dense, fusion=RRF(k=60), signal_details=False
+        ),
+    }
+    timed: dict[str, Any] = {}
+    with conn:
+        timed["encode_sparse"] = time_queries(lambda i: sparse.encode_queries([texts[i]]), n, warmup)
+        timed["encode_dense"] = time_queries(lambda i: dense.encode([texts[i]]), n, warmup)
+        timed["encode_dense_fast"] = time_queries(lambda i: fast.encode([texts[i]]), n, warmup)
+        timed["connector_sparse"] = time_queries(
+            lambda i: conn.search_sparse(encoded[i][0], depth), n, warmup
+        )
+        timed["connector_dense"] = time_queries(lambda i: conn.search_dense(encoded[i][1], depth), n, warmup)
+        timed["connector_hybrid_rrf"] = time_queries(
+            lambda i: conn.search_hybrid(
+                HybridRequest(k=k, candidates=depth, fusion=fusion, sparse=encoded[i][0], dense=encoded[i][1])
+            ),
+            n,
+            warmup,
+        )
+        for name, searcher in searchers.items():
+            if name.startswith("searcher_rrf") and not searcher.uses_server_fusion:
+                raise RuntimeError(f"{name}: expected server-side fusion on Qdrant Edge")
+            timed[name] = time_queries(lambda i, s=searcher: s.search(texts[i], k), n, warmup)  # type: ignore[misc]
+    default = timed["searcher_default"]
+    return {
+        "index": {"docs": args.docs, "seed": args.seed, **{k: v for k, v in built.items() if k != "data"}},
+        "queries": {"source": source, "n": n, "warmup": warmup, "k": k, "candidates": depth},
+        "timed": timed,
+        "targets_ms": SEARCHER_TARGETS_MS,
+        "meets_targets": default["p50_ms"] <= SEARCHER_TARGETS_MS["p50"]
+        and default["p99_ms"] <= SEARCHER_TARGETS_MS["p99"],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--docs", type=int, default=100_000, help="documents in Qdrant Edge")
@@ -172,7 +237,25 @@ def main(argv: list[str] | None = None) -> int:
         "--workdir", type=Path, default=None, help="where the shard goes (default: a temp dir)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--searcher",
+        action="store_true",
+        help="time whole HybridSearcher.search() calls (see the module doc)",
+    )
     args = parser.parse_args(argv)
+    if args.searcher:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        load = round(os.getloadavg()[0], 2)
+        out = {"benchmark": "query_latency_searcher", **searcher_latency(args)}
+        out["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "load_avg_1m": load}
+        out["machine"]["load_avg_1m_at_end"] = round(os.getloadavg()[0], 2)
+        if args.json:
+            print(json.dumps(out, indent=2))
+        else:
+            for name, row in out["timed"].items():
+                print(f"{name:34s} p50 {row['p50_ms']:8.3f} ms   p99 {row['p99_ms']:8.3f} ms")
+            print("meets targets:", out["meets_targets"])
+        return 0
 
     from qdrant_client import QdrantClient
 
