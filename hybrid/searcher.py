@@ -29,9 +29,11 @@ class HybridSearcher(SearchCore):
     encoder is given and the index has a dense field, BM25 when the engine has a lexical scorer).
     `fusion`: `RRF`, `WeightedSum` (weights follow `signals`) or `TwoStage`; by default an equal-weight
     min-max weighted sum (`DEFAULT_FUSION`, chosen on five test collections). `candidates`: how deep each
-    signal goes before fusion. `server_fusion`: None uses the engine's fusion when it has the same
-    semantics, False never does, True requires it. `signal_details`: when fusing server-side, also run each
-    signal so that every hit reports its per-signal rank and score (always done with `explain=True`).
+    signal goes before fusion. `signal_details` (default on): every hit reports each signal's rank and
+    score, which takes one search per signal (always done with `explain=True`). `server_fusion`: None uses
+    the engine's fusion when it has the same semantics and `signal_details` is off (with details on, the
+    per-signal searches run anyway and fusing them client-side saves the fused request: 2 requests instead
+    of 3); False never does; True requires it (with details on, 1 fused request plus one per signal).
     `explain_top_k`: how many expansion terms an explanation lists (None: all).
     """
 

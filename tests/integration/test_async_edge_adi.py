@@ -82,12 +82,13 @@ def _same_hits(got: list[FusedHit], want: list[FusedHit], rel: float = 1e-4) -> 
 
 
 @pytest.mark.parametrize(
-    "fusion, explain",
+    "fusion, server_fusion, explain",
     [
-        (WeightedSum(normalize="minmax"), False),
-        (RRF(k=60), False),
-        (RRF(k=10, weights=(1.0, 2.0, 0.5)), True),
-        (TwoStage("sparse", "dense", "stored"), False),
+        (WeightedSum(normalize="minmax"), None, False),
+        (RRF(k=60), None, False),
+        (RRF(k=60), True, False),
+        (RRF(k=10, weights=(1.0, 2.0, 0.5)), True, True),
+        (TwoStage("sparse", "dense", "stored"), None, False),
     ],
 )
 def test_all_queries_at_once_give_the_sync_searchers_hits(
@@ -95,19 +96,25 @@ def test_all_queries_at_once_give_the_sync_searchers_hits(
     encoders: tuple[SpladeEncoder, DenseEncoder],
     texts: list[str],
     fusion: Any,
+    server_fusion: bool | None,
     explain: bool,
 ) -> None:
-    sync = HybridSearcher(edge, *encoders, fusion=fusion, candidates=30)
+    sync = HybridSearcher(edge, *encoders, fusion=fusion, candidates=30, server_fusion=server_fusion)
     want = sync.search_batch(texts, k=10, explain=explain)
 
     async def run() -> tuple[list[list[FusedHit]], list[int], bool]:
         wrapped = AsyncThreadedConnector(edge, max_workers=4, owns_connector=False)
-        async with wrapped, AsyncHybridSearcher(wrapped, *encoders, fusion=fusion, candidates=30) as searcher:
+        async with (
+            wrapped,
+            AsyncHybridSearcher(
+                wrapped, *encoders, fusion=fusion, candidates=30, server_fusion=server_fusion
+            ) as searcher,
+        ):
             got = await asyncio.gather(*(searcher.search(t, k=10, explain=explain) for t in texts))
             return list(got), list(searcher.batcher.stats.sizes), searcher.uses_server_fusion
 
     got, sizes, server = asyncio.run(run())
-    assert server == sync.uses_server_fusion
+    assert server == sync.uses_server_fusion == bool(server_fusion)
     assert sum(sizes) == len(texts) and len(sizes) < len(texts)  # the queries shared encoder batches
     for a, b in zip(got, want, strict=True):
         _same_hits(a, b)

@@ -85,7 +85,7 @@ def test_server_and_client_fusion_agree(
     queries: dict[str, str],
     fusion: Any,
 ) -> None:
-    server = HybridSearcher(edge, *encoders, fusion=fusion, candidates=30)
+    server = HybridSearcher(edge, *encoders, fusion=fusion, candidates=30, server_fusion=True)
     client = HybridSearcher(edge, *encoders, fusion=fusion, candidates=30, server_fusion=False)
     assert server.signals == ("sparse", "dense", "bm25")
     assert server.uses_server_fusion and not client.uses_server_fusion

@@ -66,7 +66,12 @@ def test_hybrid_queries_stay_consistent_while_another_thread_ingests(tmp_path: P
         )
         assert before.written == N_BEFORE
         fused = HybridSearcher(
-            conn, HashSparseEncoder(), HashDenseEncoder(), signals=("sparse", "dense"), fusion=RRF(k=60)
+            conn,
+            HashSparseEncoder(),
+            HashDenseEncoder(),
+            signals=("sparse", "dense"),
+            fusion=RRF(k=60),
+            server_fusion=True,
         )
         everything = HybridSearcher(conn, HashSparseEncoder(), HashDenseEncoder(), fusion=RRF(k=60))
         old = Term("batch", 0)

@@ -57,7 +57,8 @@ def _same_hits(got: list[FusedHit], want: list[FusedHit], rel: float = 1e-4) -> 
 @pytest.mark.parametrize(
     "fusion, server_fusion, explain",
     [
-        (WeightedSum(normalize="minmax"), None, False),  # the default: server-side on OpenSearch
+        (WeightedSum(normalize="minmax"), None, False),  # the default: client-side (signal details on)
+        (WeightedSum(normalize="minmax"), True, False),  # server-side on OpenSearch
         (RRF(k=60), None, False),
         (WeightedSum(normalize="zscore"), None, True),  # client-side
         (RRF(k=60), False, False),

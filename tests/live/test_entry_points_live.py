@@ -123,7 +123,7 @@ def test_hybrid_searcher_server_and_client_fusion_agree_on_adi(
     queries = [q["text"] for q in adi["queries"]]
     options: dict[str, Any] = {"fusion": fusion, "candidates": 30, "signals": signals}
     client = sb.HybridSearcher(conn, sparse, dense, server_fusion=False, **options)
-    auto = sb.HybridSearcher(conn, sparse, dense, **options)
+    auto = sb.HybridSearcher(conn, sparse, dense, signal_details=False, **options)  # server-side where it can
     client_hits = client.search_batch(queries, k=10)
     if auto.server_fusion_problem is not None:
         # the engine cannot fuse with these semantics: the searcher says why and fuses client-side

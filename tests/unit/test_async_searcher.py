@@ -60,12 +60,15 @@ def test_async_hits_equal_the_sync_searchers(
 ) -> None:
     conn, sparse, dense = _setup(server_fusion=server, weighted_fusion=True)
     flt = Term("lang", "en")
-    want = HybridSearcher(conn, sparse, dense, fusion=fusion, candidates=5).search_batch(
-        QUERIES, k=4, filter=flt, explain=explain
-    )
+    details = not server  # with signal details on, fusion runs client-side whatever the engine offers
+    want = HybridSearcher(
+        conn, sparse, dense, fusion=fusion, candidates=5, signal_details=details
+    ).search_batch(QUERIES, k=4, filter=flt, explain=explain)
 
     async def run() -> tuple[list[list[Any]], bool]:
-        async with AsyncHybridSearcher(conn, sparse, dense, fusion=fusion, candidates=5) as searcher:
+        async with AsyncHybridSearcher(
+            conn, sparse, dense, fusion=fusion, candidates=5, signal_details=details
+        ) as searcher:
             batch = await searcher.search_batch(QUERIES, k=4, filter=flt, explain=explain)
             single = await asyncio.gather(*(searcher.search(q, 4, flt, explain) for q in QUERIES))
             assert batch == list(single)
@@ -83,7 +86,8 @@ def test_async_hits_equal_the_sync_searchers(
     )
     assert server_fused == uses_server
     if uses_server:
-        assert ("hybrid", HybridSearcher(conn, sparse, dense, fusion=fusion)._server) in conn.calls
+        planned = HybridSearcher(conn, sparse, dense, fusion=fusion, signal_details=False)._server
+        assert ("hybrid", planned) in conn.calls
 
 
 def test_concurrent_queries_share_one_encoder_batch() -> None:

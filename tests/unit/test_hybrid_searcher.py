@@ -80,7 +80,9 @@ def test_client_side_rrf_equals_fusing_the_signal_lists(encoders, query: str) ->
 @pytest.mark.parametrize("query", QUERIES)
 def test_server_fusion_gives_the_same_results_as_client_fusion(encoders, fusion, query: str) -> None:  # type: ignore[no-untyped-def]
     server_conn = _connector(encoders, server_fusion=frozenset({"rrf", "dbsf"}), weighted_fusion=True)
-    server = HybridSearcher(server_conn, encoders[0], encoders[1], fusion=fusion, candidates=6)
+    server = HybridSearcher(
+        server_conn, encoders[0], encoders[1], fusion=fusion, candidates=6, server_fusion=True
+    )
     client = HybridSearcher(_connector(encoders), encoders[0], encoders[1], fusion=fusion, candidates=6)
     assert server.uses_server_fusion and not client.uses_server_fusion
     got, want = server.search(query, k=5), client.search(query, k=5)
@@ -272,7 +274,9 @@ class _CountingConnector(FakeConnector):
 def test_connector_specific_fusion_checks_are_consulted(encoders) -> None:  # type: ignore[no-untyped-def]
     docs = make_documents(*encoders)
     picky = _PickyConnector(docs, server_fusion=frozenset({"rrf", "linear"}))
-    assert HybridSearcher(picky, *encoders, fusion=WeightedSum(normalize="minmax")).uses_server_fusion
+    assert HybridSearcher(
+        picky, *encoders, fusion=WeightedSum(normalize="minmax"), signal_details=False
+    ).uses_server_fusion
     zscore = HybridSearcher(picky, *encoders, fusion=WeightedSum(normalize="zscore"))
     assert not zscore.uses_server_fusion and zscore.server_fusion_problem == "no zscore here"
     with pytest.raises(ValueError, match="no zscore here"):
@@ -280,7 +284,7 @@ def test_connector_specific_fusion_checks_are_consulted(encoders) -> None:  # ty
     counting = _CountingConnector(docs, server_fusion=frozenset({"rrf"}))
     assert not HybridSearcher(counting, *encoders, fusion=RRF(k=60)).uses_server_fusion
     assert HybridSearcher(
-        counting, *encoders, fusion=RRF(k=60), signals=("sparse", "bm25")
+        counting, *encoders, fusion=RRF(k=60), signals=("sparse", "bm25"), signal_details=False
     ).uses_server_fusion
     single = HybridSearcher(counting, *encoders, signals=("sparse",))
     assert not single.uses_server_fusion and single.server_fusion_problem == "a single signal needs no fusion"
@@ -293,3 +297,18 @@ def test_the_default_fusion_is_the_equal_weight_minmax_sum(encoders) -> None:  #
     assert (
         searcher.fusion == WeightedSum(normalize="minmax", missing="zero") and searcher.fusion.weights is None
     )
+
+
+def test_with_signal_details_the_fusion_runs_client_side_with_one_request_fewer(encoders) -> None:  # type: ignore[no-untyped-def]
+    """Details need one search per signal anyway; a server-fused request on top would be a third."""
+    conn = _connector(encoders, server_fusion=frozenset({"rrf"}))
+    auto = HybridSearcher(conn, encoders[0], encoders[1], fusion=RRF(k=60))
+    assert not auto.uses_server_fusion and "signal_details" in (auto.server_fusion_problem or "")
+    hits = auto.search("fast red car", k=3)
+    assert len(conn.calls) == 3 and all(c[0] != "hybrid" for c in conn.calls)
+    assert hits and all(h.signals for h in hits)
+    conn.calls.clear()
+    forced = HybridSearcher(conn, encoders[0], encoders[1], fusion=RRF(k=60), server_fusion=True)
+    assert forced.uses_server_fusion
+    assert _pairs(forced.search("fast red car", k=3)) == _pairs(hits)
+    assert [c[0] for c in conn.calls].count("hybrid") == 1 and len(conn.calls) == 4
