@@ -12,8 +12,8 @@ reporting p50/p99. The same queries run on qdrant-client local mode at a smaller
 `--searcher`: the 100,000-document shard `service_bench.py` builds and keeps (built on first use, about 5
 minutes), real query texts (SciFact's claims), the default offline models. One query at a time, each timed
 from text to fused hits: `HybridSearcher`'s defaults (sparse + dense, client-side min-max weighted sum, 100
-candidates per signal), the same with `precision="fast"` dense queries, and server-side RRF with and without
-`signal_details`; beside them the bare connector calls on pre-encoded vectors and each encoder alone.
+candidates per signal), the same with `precision="fast"` dense queries, RRF as it runs by default (client-side
+while signal details are on) and server-side RRF with and without `signal_details`; beside them the bare connector calls on pre-encoded vectors and each encoder alone.
 """
 
 from __future__ import annotations
@@ -181,7 +181,10 @@ def searcher_latency(args: argparse.Namespace) -> dict[str, Any]:
     searchers = {
         "searcher_default": HybridSearcher(conn, sparse, dense),
         "searcher_default_fast_dense": HybridSearcher(conn, sparse, fast),
-        "searcher_rrf_server_details": HybridSearcher(conn, sparse, dense, fusion=RRF(k=60)),
+        "searcher_rrf_default": HybridSearcher(conn, sparse, dense, fusion=RRF(k=60)),
+        "searcher_rrf_server_details": HybridSearcher(
+            conn, sparse, dense, fusion=RRF(k=60), server_fusion=True
+        ),
         "searcher_rrf_server_no_details": HybridSearcher(
             conn, sparse, dense, fusion=RRF(k=60), signal_details=False
         ),
@@ -203,7 +206,7 @@ def searcher_latency(args: argparse.Namespace) -> dict[str, Any]:
             warmup,
         )
         for name, searcher in searchers.items():
-            if name.startswith("searcher_rrf") and not searcher.uses_server_fusion:
+            if name.startswith("searcher_rrf_server") and not searcher.uses_server_fusion:
                 raise RuntimeError(f"{name}: expected server-side fusion on Qdrant Edge")
             timed[name] = time_queries(lambda i, s=searcher: s.search(texts[i], k), n, warmup)  # type: ignore[misc]
     default = timed["searcher_default"]
