@@ -27,7 +27,7 @@ GOALS = {"scifact": {"splade": 0.70, "hybrid": 0.74}, "nfcorpus": {"splade": 0.3
 MAX_TRAIN_S = 15 * 60
 RECIPE = {
     "scifact": {
-        "epochs": 2.0,
+        "epochs": 3.0,
         "batch_size": 32,
         "learning_rate": 2e-4,
         "hard_negatives": 1,
@@ -64,7 +64,7 @@ def active_dims(sparse: Any, dataset: Path, n: int = 500) -> float:
     return round(sum(v.nnz for v in vectors) / len(vectors), 1)
 
 
-def run(name: str, folder: Path, cache: Path) -> dict[str, Any]:
+def run(name: str, folder: Path, cache: Path, overrides: dict[str, Any]) -> dict[str, Any]:
     import spladebridge as sb
 
     dataset = DATASETS / name
@@ -72,16 +72,15 @@ def run(name: str, folder: Path, cache: Path) -> dict[str, Any]:
     before = product_path(dataset, cache, base)
     dims_before = active_dims(base, dataset)
     started = time.perf_counter()
-    result = sb.train(
-        dataset, folder / name, config=sb.TrainConfig(**RECIPE[name]), resume=False, progress=False
-    )
+    recipe = {**RECIPE[name], **overrides}
+    result = sb.train(dataset, folder / name, config=sb.TrainConfig(**recipe), resume=False, progress=False)
     train_s = time.perf_counter() - started
     tuned = sb.SpladeEncoder(folder / name)
     after = product_path(dataset, cache, tuned)
     dims_after = active_dims(tuned, dataset)
     goals = GOALS.get(name, {})
     return {
-        "recipe": RECIPE[name],
+        "recipe": recipe,
         "pairs": result.pairs,
         "steps": result.steps,
         "mining": result.mining,
@@ -108,13 +107,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=None, help="keep the fine-tuned models here")
     parser.add_argument("--cache-dir", type=Path, default=Path(".spladebridge/eval-cache"))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe value (JSON value)"
+    )
     args = parser.parse_args(argv)
+    overrides = {key: json.loads(value) for key, _, value in (item.partition("=") for item in args.set)}
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     results: dict[str, Any] = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "datasets": {}}
     with tempfile.TemporaryDirectory(prefix="train-bench-") as tmp:
         folder = args.output or Path(tmp)
         for name in args.datasets.split(","):
-            results["datasets"][name] = run(name.strip(), folder, args.cache_dir)
+            results["datasets"][name] = run(name.strip(), folder, args.cache_dir, overrides)
             print(f"{name}: {json.dumps(results['datasets'][name])}", file=sys.stderr)
     print(json.dumps(results, indent=2) if args.json else results)
     return 0

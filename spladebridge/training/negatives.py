@@ -17,7 +17,7 @@ import numpy as np
 from spladebridge.evaluation.beir import BeirDataset
 from spladebridge.training.data import TrainingPair
 
-__all__ = ["MiningMethod", "mine_hard_negatives"]
+__all__ = ["MiningMethod", "mine_hard_negatives", "rank_corpus"]
 
 MiningMethod: TypeAlias = Literal["bm25", "splade"]
 
@@ -43,7 +43,7 @@ def mine_hard_negatives(
         for qid, judged in split.items():
             positives[qid].update(d for d, rel in judged.items() if rel > 0)
     queries = {p.query_id: p.query for p in pairs if p.query_id is not None}
-    run = _rank(queries, dataset, depth, method, splade_model)
+    run = rank_corpus(queries, dataset, depth, method, splade_model)
     counts = {"mined": 0, "random": 0, "skipped_positive": 0, "skipped_too_close": 0}
     rng = np.random.default_rng(seed)
     all_ids = list(dataset.corpus)
@@ -74,9 +74,10 @@ def mine_hard_negatives(
     return counts
 
 
-def _rank(
+def rank_corpus(
     queries: dict[str, str], dataset: BeirDataset, depth: int, method: MiningMethod, splade_model: str | None
 ) -> dict[str, dict[str, float]]:
+    """The top `depth` corpus documents per query by BM25 or by the SPLADE model: `{qid: {doc_id: score}}`."""
     ids = list(dataset.corpus)
     texts = [dataset.doc_text(i) for i in ids]
     if method == "bm25":

@@ -19,7 +19,7 @@ from typing import Any
 
 from spladebridge.evaluation.beir import BeirDataset, Qrels, load_beir
 from spladebridge.training.data import PairsError, TrainingPair, beir_pairs, jsonl_pairs
-from spladebridge.training.negatives import MiningMethod, mine_hard_negatives
+from spladebridge.training.negatives import MiningMethod, mine_hard_negatives, rank_corpus
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
 
@@ -46,6 +46,9 @@ class TrainConfig:
     #: Train on at most this many pairs: the most relevant first, ties broken by a seeded shuffle.
     max_pairs: int | None = None
     dev_fraction: float = 0.1
+    #: The dev corpus: each dev query's judged documents plus its top `dev_candidates` BM25 documents (None:
+    #: the whole corpus). Every evaluation re-encodes this corpus, so its size bounds the cost of early stopping.
+    dev_candidates: int | None = 20
     eval_steps: int | None = None
     patience: int = 2
     logging_steps: int = 10
@@ -55,7 +58,7 @@ class TrainConfig:
             raise ValueError("epochs and learning_rate must be > 0 and batch_size >= 2 (in-batch negatives)")
         if self.hard_negatives < 0 or not 0 <= self.dev_fraction < 1 or self.patience < 1:
             raise ValueError("hard_negatives must be >= 0, 0 <= dev_fraction < 1 and patience >= 1")
-        for name in ("max_steps", "max_pairs"):
+        for name in ("max_steps", "max_pairs", "dev_candidates"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
@@ -127,7 +130,7 @@ def train(
             seed=cfg.seed,
         )
     model = _model(cfg)
-    evaluator = _evaluator(beir, dev_qrels) if beir is not None and dev_qrels else None
+    evaluator = _evaluator(beir, dev_qrels, cfg.dev_candidates) if beir is not None and dev_qrels else None
     dev_before = _metrics(evaluator(model)) if evaluator is not None else {}
     trainer = _trainer(model, train_pairs, cfg, out, evaluator, progress)
     checkpoint = _last_checkpoint(out) if resume else None
@@ -191,11 +194,16 @@ def _cuda() -> bool:
     return bool(torch.cuda.is_available())
 
 
-def _evaluator(beir: BeirDataset, qrels: Qrels) -> Any:
+def _evaluator(beir: BeirDataset, qrels: Qrels, candidates: int | None) -> Any:
     from sentence_transformers.sparse_encoder.evaluation import SparseInformationRetrievalEvaluator
 
     queries = {q: beir.queries[q] for q in qrels}
-    corpus = {d: beir.doc_text(d) for d in beir.corpus}
+    kept: set[str] | None = None
+    if candidates is not None:
+        kept = {d for judged in qrels.values() for d in judged if d in beir.corpus}
+        for ranked in rank_corpus(queries, beir, candidates, "bm25", None).values():
+            kept.update(ranked)
+    corpus = {d: beir.doc_text(d) for d in beir.corpus if kept is None or d in kept}
     relevant = {q: {d for d, rel in judged.items() if rel > 0} for q, judged in qrels.items()}
     return SparseInformationRetrievalEvaluator(
         queries,

@@ -115,3 +115,20 @@ def test_cli_trains_from_a_pairs_file_and_names_a_bad_line(
     bad.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"query": "no positive"}) + "\n")
     assert main(["train", "--pairs", str(bad), "--output", str(tmp_path / "x")]) == 2
     assert f"{bad}:2: field 'positive' must be a non-empty string" in capsys.readouterr().err
+
+
+def test_the_dev_corpus_is_the_judged_documents_and_their_bm25_candidates() -> None:
+    from spladebridge.training.negatives import rank_corpus
+    from spladebridge.training.trainer import _evaluator
+
+    if not ADI.is_dir():
+        pytest.skip(f"the adi collection is not at {ADI}")
+    adi = load_beir(ADI)
+    qrels = dict(list(adi.split("test").items())[:4])
+    judged = {d for docs in qrels.values() for d in docs}
+    evaluator = _evaluator(adi, qrels, 5)
+    kept = set(evaluator.corpus_ids)
+    top = rank_corpus({q: adi.queries[q] for q in qrels}, adi, 5, "bm25", None)
+    assert kept == judged | {d for ranked in top.values() for d in ranked}
+    assert len(kept) <= len(judged) + 4 * 5 < len(adi.corpus)
+    assert set(_evaluator(adi, qrels, None).corpus_ids) == set(adi.corpus)
