@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"spladebridge: error: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(result.to_json_obj(), indent=2, default=str))
+        print(json.dumps({**result.to_json_obj(), "regressed": result.regressed}, indent=2, default=str))
     else:
         print(result.summary())
-    return 0
+    return 1 if result.regressed else 0  # the model was saved, but it is worse than the base one

@@ -11,6 +11,7 @@ with `SpladeEncoder(OUTPUT)` and carries a model card (base model, data, hyper-p
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,7 +22,9 @@ from spladebridge.evaluation.beir import BeirDataset, Qrels, load_beir
 from spladebridge.training.data import PairsError, TrainingPair, beir_pairs, jsonl_pairs
 from spladebridge.training.negatives import MiningMethod, mine_hard_negatives, rank_corpus
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["REGRESSED_ADVICE", "TrainConfig", "TrainResult", "train"]
+
+logger = logging.getLogger(__name__)
 
 CARD_FILE = "spladebridge_training.json"
 
@@ -64,6 +67,14 @@ class TrainConfig:
                 raise ValueError(f"{name} must be >= 1, got {value}")
 
 
+#: What to do when training made the model worse on the dev split (the FLOPS term can drive every weight to 0).
+REGRESSED_ADVICE = (
+    "warning: the trained model is WORSE than the base model on the dev split; do not deploy it. Lower "
+    "learning_rate or query_regularizer / document_regularizer, or add pairs (see dev_after's active dims: "
+    "near 0 means the vectors collapsed)"
+)
+
+
 @dataclass(slots=True)
 class TrainResult:
     """What one `train()` run did: the model folder, steps, logged losses, dev metrics before and after."""
@@ -85,11 +96,18 @@ class TrainResult:
         out["output"] = str(self.output)
         return out
 
+    @property
+    def regressed(self) -> bool:
+        """True when the trained model is worse than the base model on the dev split."""
+        before, after = self.dev_before.get("ndcg@10"), self.dev_after.get("ndcg@10")
+        return before is not None and after is not None and after < before
+
     def summary(self) -> str:
         before = self.dev_before.get("ndcg@10")
         after = self.dev_after.get("ndcg@10")
         dev = f"; dev nDCG@10 {before:.4f} -> {after:.4f}" if before is not None and after is not None else ""
-        return f"trained {self.steps} steps on {self.pairs} pairs in {self.duration_s:.0f}s{dev}; model in {self.output}"
+        text = f"trained {self.steps} steps on {self.pairs} pairs in {self.duration_s:.0f}s{dev}; model in {self.output}"
+        return text + (f"\n{REGRESSED_ADVICE}" if self.regressed else "")
 
 
 def train(
@@ -153,6 +171,8 @@ def train(
         data,
     )
     _write_card(result, model)
+    if result.regressed:
+        logger.warning("%s: %s", out, REGRESSED_ADVICE)
     return result
 
 
@@ -257,7 +277,7 @@ def _trainer(
         query_regularizer_weight=cfg.query_regularizer,
     )
     steps_per_epoch = max(1, len(pairs) // cfg.batch_size)
-    eval_steps = cfg.eval_steps or steps_per_epoch
+    eval_steps = cfg.eval_steps or max(1, steps_per_epoch // 2)  # twice an epoch: a collapse keeps a good one
     evaluating = evaluator is not None
     args = SparseEncoderTrainingArguments(
         output_dir=str(out / "checkpoints"),

@@ -67,3 +67,27 @@ def test_train_config_refuses_what_cannot_train() -> None:
         TrainConfig(batch_size=1)
     with pytest.raises(ValueError, match="max_pairs must be >= 1"):
         TrainConfig(max_pairs=0)
+
+
+def test_a_run_worse_than_the_base_model_says_so_and_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A collapsed model (the FLOPS term can drive every weight to 0) must not look like a success."""
+    import spladebridge.training as training
+    from spladebridge.training.cli import main
+    from spladebridge.training.trainer import REGRESSED_ADVICE, TrainResult
+
+    def fake_train(*args: object, **kwargs: object) -> TrainResult:
+        return TrainResult(
+            tmp_path, 94, [2.0, 3.4], {"ndcg@10": 0.285}, {"ndcg@10": 0.0002, "corpus_active_dims": 0.03}
+        )
+
+    monkeypatch.setattr(training, "train", fake_train)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "q", "positive": "p"}) + "\n")
+    assert main(["--pairs", str(pairs), "--output", str(tmp_path / "out")]) == 1
+    out = capsys.readouterr().out
+    assert "0.2850 -> 0.0002" in out and REGRESSED_ADVICE in out
+    better = TrainResult(tmp_path, 10, [1.0], {"ndcg@10": 0.60}, {"ndcg@10": 0.66})
+    assert not better.regressed and "WORSE" not in better.summary()
+    assert not TrainResult(tmp_path, 10, [1.0]).regressed  # no dev split: nothing to compare
