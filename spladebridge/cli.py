@@ -195,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--server-fusion",
         action=argparse.BooleanOptionalAction,
         default=None,
-        help="fuse in the engine (default: when it has the same semantics)",
+        help="fuse in the engine (default: client-side: showing each signal's rank takes one search per "
+        "signal anyway, and those results fuse locally with one request fewer)",
     )
     p.add_argument("--explain", action="store_true", help="show the matching expansion terms")
     _encoder_options(p)
