@@ -449,7 +449,9 @@ def test_cli_dry_run_expects_a_freeze_from_measured_rates_and_the_run_measures_i
     real_rate = (writer.total() - ops) / (time.monotonic() - started)
     assert code == 0 and not api.exists("livek-cli-2")  # a dry run writes nothing
     freeze = plan["freeze"]
-    assert freeze["documents"] >= 300 and freeze["scan_s"] > 0 and freeze["converges"]
+    # the writer adds and deletes documents while the scan runs: the count lies between those bounds
+    assert 300 - writer.ops["delete"] <= freeze["documents"] <= 300 + writer.ops["index"]
+    assert freeze["scan_s"] > 0 and freeze["converges"]
     assert 0.5 * real_rate <= freeze["write_rate_per_s"] <= 1.5 * real_rate + 5  # the writer's rate, measured
     assert freeze["expected_freeze_s"] >= freeze["scan_s"] and freeze["expected_last_delta"] > 0
 
