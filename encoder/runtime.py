@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -122,6 +123,8 @@ class BatchRunner:
         self.workers = torch.get_num_threads() if device.type == "cpu" else 1
         self.in_flight = 2 * self.workers if self.workers > 1 else 1  # batches alive at once, at most
         self._executor: ThreadPoolExecutor | None = None
+        self._busy = 0  # batches running now, from every caller
+        self._busy_lock = threading.Lock()
 
     def _pool(self) -> ThreadPoolExecutor:
         if self._executor is None:
@@ -133,20 +136,48 @@ class BatchRunner:
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> Iterator[R]:
         """`fn` over `items`, results in input order, at most two batches per worker in flight (bounded memory).
 
-        A lone batch (one query, say) runs in the caller's thread on all of torch's threads: handing it to a
-        one-thread worker would only add a thread switch and leave the other cores idle.
+        A lone batch (one query, say) on an idle runner runs in the caller's thread on all of torch's threads:
+        handing it to a one-thread worker would only add a thread switch and leave the other cores idle. While
+        other batches run (many callers at once), it queues for the one-thread workers like any batch, so
+        concurrent callers never oversubscribe the cores.
         """
-        if self.workers <= 1 or (isinstance(items, Sequence) and len(items) < 2):
+        if self.workers <= 1:
             yield from map(fn, items)
+            return
+        if isinstance(items, Sequence) and len(items) == 1 and self._claim_idle():
+            try:
+                result = fn(items[0])
+            finally:
+                self._release()
+            yield result
             return
         pool = self._pool()
         pending: deque[Future[R]] = deque()
         for item in items:
-            pending.append(pool.submit(fn, item))
+            pending.append(pool.submit(self._counted, fn, item))
             if len(pending) >= self.in_flight:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+    def _claim_idle(self) -> bool:
+        with self._busy_lock:
+            if self._busy:
+                return False
+            self._busy = 1
+            return True
+
+    def _release(self) -> None:
+        with self._busy_lock:
+            self._busy -= 1
+
+    def _counted(self, fn: Callable[[T], R], item: T) -> R:
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            return fn(item)
+        finally:
+            self._release()
 
     def close(self) -> None:
         """Stop the worker threads (they are also stopped when the process exits)."""

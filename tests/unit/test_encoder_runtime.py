@@ -31,7 +31,7 @@ def test_batch_runner_keeps_order_and_uses_one_intra_op_thread_per_worker(
     assert all(name.startswith("spladebridge-encode") for name in seen), seen
 
 
-def test_a_lone_batch_runs_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_lone_batch_on_an_idle_runner_runs_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     runner = BatchRunner(torch.device("cpu"))
     seen: list[str] = []
@@ -43,10 +43,17 @@ def test_a_lone_batch_runs_in_the_callers_thread(monkeypatch: pytest.MonkeyPatch
     try:
         assert list(runner.map(work, [7])) == [7]
         assert list(runner.map(work, [1, 2])) == [1, 2]
+        assert runner._claim_idle()  # another caller's batch is running: a lone batch queues for a worker
+        try:
+            assert list(runner.map(work, [9])) == [9]
+        finally:
+            runner._release()
+        assert list(runner.map(work, [8])) == [8]  # idle again: inline
     finally:
         runner.close()
     assert seen[0] == threading.current_thread().name
-    assert all(name.startswith("spladebridge-encode") for name in seen[1:])
+    assert all(name.startswith("spladebridge-encode") for name in seen[1:4])
+    assert seen[4] == threading.current_thread().name
 
 
 def test_precision_picks_the_compute_dtype(monkeypatch: pytest.MonkeyPatch) -> None:
