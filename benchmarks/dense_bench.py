@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encoder_bench import DEFAULT_CORPUS, load_texts
+from encoder_bench import DEFAULT_CORPUS, load_texts, rotated, run_json_worker
 
 DATASETS = Path(__file__).resolve().parents[1] / ".." / "shared" / "datasets"
 SIDES = ("exact", "fast", "st")
@@ -78,12 +77,7 @@ def run_side(side: str, args: argparse.Namespace, workdir: Path) -> tuple[dict[s
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--output", str(output)]
     command += ["--docs", str(args.docs), "--max-length", str(args.max_length), "--warmup", str(args.warmup)]
     command += ["--corpus", str(args.corpus)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{side} worker failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    return json.loads(lines[-1]), output
+    return run_json_worker(side, command), output
 
 
 def model_flops(texts: list[str], max_length: int) -> tuple[float, int]:
@@ -173,9 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
     with tempfile.TemporaryDirectory(prefix="dense_bench_") as tmp:
         workdir = Path(tmp)
-        for round_no in range(args.rounds):  # rotate the order so that load drifts hit every side
-            order = SIDES[round_no % 3 :] + SIDES[: round_no % 3]
-            for side in order:
+        for round_no in range(args.rounds):
+            for side in rotated(SIDES, round_no):
                 runs[side].append(run_side(side, args, workdir)[0])
         vectors = {side: np.load(workdir / f"{side}.npy") for side in SIDES}
     best = {side: max(runs[side], key=lambda r: r["docs_per_s"]) for side in SIDES}

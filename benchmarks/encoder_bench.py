@@ -165,12 +165,25 @@ def run_side(
         "--corpus",
         str(args.corpus),
     ]
+    return run_json_worker(side, command), output
+
+
+def run_json_worker(side: str, command: list[str]) -> dict[str, Any]:
+    """Run one benchmark side as `command` in its own process (offline, no tokenizer threads) and return the
+    JSON object its last JSON line prints; a failing side stops the benchmark with its stderr."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{side} worker failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    return json.loads(lines[-1]), output
+    report: dict[str, Any] = json.loads(lines[-1])
+    return report
+
+
+def rotated(sides: tuple[str, ...], round_no: int) -> tuple[str, ...]:
+    """The sides in round `round_no`'s order: rotated by one each round, so load drifts hit every side."""
+    shift = round_no % len(sides)
+    return sides[shift:] + sides[:shift]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from encoder_bench import DEFAULT_CORPUS
+from encoder_bench import DEFAULT_CORPUS, rotated, run_json_worker
 from ingest_bench import encode_only
 
 SIDES = ("exact", "fast", "encode", "st")
@@ -153,13 +152,7 @@ def run_side(side: str, args: argparse.Namespace, corpus: Path, workdir: Path) -
     folder.mkdir()
     command = [sys.executable, str(Path(__file__).resolve()), "--worker", side, "--workdir", str(folder)]
     command += ["--corpus-part", str(corpus), "--batch-size", str(args.batch_size)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"{side} worker failed (exit {done.returncode}):\n{done.stderr[-4000:]}")
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    report: dict[str, Any] = json.loads(lines[-1])
-    return report
+    return run_json_worker(side, command)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             lines = [line for line in src if line.strip()][: args.docs]
         part.write_bytes(b"".join(lines))
         for round_no in range(args.rounds):
-            order = SIDES[round_no % len(SIDES) :] + SIDES[: round_no % len(SIDES)]
-            for side in order:
+            for side in rotated(SIDES, round_no):
                 runs[side].append(run_side(side, args, part, workdir))
                 print(
                     f"round {round_no + 1} {side}: {runs[side][-1]['docs_per_s']:.2f} docs/s", file=sys.stderr
