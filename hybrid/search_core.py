@@ -57,7 +57,7 @@ DEFAULT_FUSION: FusionSetting = WeightedSum(normalize="minmax")
 
 
 #: Why `server_fusion=None` fuses client-side while `signal_details` is on (measured in
-#: benchmarks/query_latency.py --searcher: 3 requests against 2 on Qdrant Edge, p50 15.3 ms against 10.3 ms).
+#: benchmarks/query_latency.py --searcher: 3 requests against 2; on Qdrant Edge, p50 13.4 ms against 9.4 ms).
 SERVER_FUSION_WITH_DETAILS = (
     "signal_details=True: the per-signal searches run anyway, and fusing their results client-side saves the "
     "engine's fused request (set signal_details=False, or server_fusion=True, to fuse on the engine)"
